@@ -1,0 +1,95 @@
+//! Repository ports: what the domain needs from persistence. Adapters (`conductor-store`) implement them for
+//! PostgreSQL and SQLite, and one contract suite checks every adapter the same way.
+
+use async_trait::async_trait;
+
+use crate::clock::Timestamp;
+use crate::ids::{PackageId, UserId};
+use crate::records::{
+    Grantee, LoadJob, LoadStatus, LoginState, NewLoadJob, NewUser, PackageRecord, PermissionGrant, Profile,
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum RepoError {
+    /// The database cannot be reached or has not been migrated yet; retrying later may succeed.
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    /// A uniqueness rule was broken (for example a username already taken).
+    #[error("conflict: {0}")]
+    Conflict(String),
+    /// A stored value does not parse back into its domain type.
+    #[error("corrupt row: {0}")]
+    Corrupt(String),
+    #[error("database error: {0}")]
+    Query(String),
+}
+
+pub type RepoResult<T> = Result<T, RepoError>;
+
+/// The outcome of setting a username, which the original allows only once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UsernameChange {
+    Set,
+    AlreadySet,
+    Taken,
+    NoSuchUser,
+}
+
+#[async_trait]
+pub trait UserRepository: Send + Sync {
+    async fn get(&self, id: &UserId) -> RepoResult<Option<Profile>>;
+    /// Creates the user on first login; later logins refresh name, e-mail and avatar and keep the rest.
+    async fn upsert_login(&self, user: &NewUser, now: Timestamp) -> RepoResult<Profile>;
+    async fn set_username(&self, id: &UserId, username: &str) -> RepoResult<UsernameChange>;
+}
+
+#[async_trait]
+pub trait PermissionRepository: Send + Sync {
+    async fn get(&self, grantee: &Grantee, service: &str) -> RepoResult<Option<PermissionGrant>>;
+    /// Replaces the grantee's permissions for that service.
+    async fn put(&self, grant: &PermissionGrant) -> RepoResult<()>;
+    /// Returns whether a row was removed.
+    async fn delete(&self, grantee: &Grantee, service: &str) -> RepoResult<bool>;
+    /// Every row, or one grantee's, ordered by grantee then service.
+    async fn list(&self, grantee: Option<&Grantee>) -> RepoResult<Vec<PermissionGrant>>;
+}
+
+#[async_trait]
+pub trait PackageRepository: Send + Sync {
+    async fn get(&self, id: &PackageId) -> RepoResult<Option<PackageRecord>>;
+    /// Inserts or replaces the whole record.
+    async fn put(&self, record: &PackageRecord) -> RepoResult<()>;
+    async fn delete(&self, id: &PackageId) -> RepoResult<bool>;
+    /// Every package, ordered by id; the search index is rebuilt from this.
+    async fn list(&self) -> RepoResult<Vec<PackageRecord>>;
+    async fn list_by_owner(&self, owner: &UserId) -> RepoResult<Vec<PackageRecord>>;
+}
+
+/// A change to a running job, applied with its heartbeat.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobProgress {
+    pub status: LoadStatus,
+    pub rows_loaded: i64,
+    pub rows_total: Option<i64>,
+    pub error: Option<String>,
+}
+
+#[async_trait]
+pub trait LoadJobRepository: Send + Sync {
+    async fn enqueue(&self, job: &NewLoadJob, now: Timestamp) -> RepoResult<LoadJob>;
+    async fn get(&self, id: i64) -> RepoResult<Option<LoadJob>>;
+    /// The newest job for a datapackage URL: what `/package/status` reports.
+    async fn latest_for_url(&self, datapackage_url: &str) -> RepoResult<Option<LoadJob>>;
+    /// Records progress and a heartbeat; returns false when the job is already terminal (for example failed by
+    /// another replica after a missed heartbeat), so the worker stops.
+    async fn record_progress(&self, id: i64, progress: &JobProgress, now: Timestamp) -> RepoResult<bool>;
+}
+
+#[async_trait]
+pub trait LoginStateRepository: Send + Sync {
+    async fn put(&self, state: &LoginState) -> RepoResult<()>;
+    /// Removes and returns the state if it exists and has not expired: a state is redeemable once.
+    async fn take(&self, state: &str, now: Timestamp) -> RepoResult<Option<LoginState>>;
+    /// Removes expired states; returns how many.
+    async fn purge_expired(&self, now: Timestamp) -> RepoResult<u64>;
+}

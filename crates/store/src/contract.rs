@@ -1,0 +1,373 @@
+//! One contract suite for the repository ports, run against every backend.
+
+use conductor_core::repo::{JobProgress, RepoError, UsernameChange};
+use conductor_core::{
+    Grantee, LoadStatus, LoginState, NewLoadJob, NewUser, PackageId, PackageRecord, PermissionGrant,
+    Timestamp, UserId,
+};
+use serde_json::json;
+
+use crate::testing::TestDatabase;
+use crate::{Database, DatabaseUrl, Repositories};
+
+async fn migrated(db: &TestDatabase) -> Database {
+    let database = Database::open(&DatabaseUrl::parse(db.url()).unwrap(), 4).unwrap();
+    assert!(database.pending_migrations().await.unwrap() > 0);
+    let applied = database.migrate().await.unwrap();
+    assert_eq!(applied.len(), 1);
+    assert_eq!(database.pending_migrations().await.unwrap(), 0);
+    assert!(
+        database.migrate().await.unwrap().is_empty(),
+        "migrating twice applies nothing"
+    );
+    database
+}
+
+fn user(email: &str) -> NewUser {
+    NewUser {
+        idhash: UserId::from_email(email),
+        provider_id: format!("google:{email}"),
+        name: "Ada Lovelace".into(),
+        email: email.into(),
+        avatar_url: Some("https://example.test/ada.png".into()),
+    }
+}
+
+async fn users(repos: &Repositories) {
+    let ada = user("ada@example.test");
+    assert_eq!(repos.users.get(&ada.idhash).await.unwrap(), None);
+
+    let created = repos
+        .users
+        .upsert_login(&ada, Timestamp::from_millis(1_000))
+        .await
+        .unwrap();
+    assert_eq!(created.join_date, Timestamp::from_millis(1_000));
+    assert_eq!(created.username, None);
+    assert_eq!(repos.users.get(&ada.idhash).await.unwrap(), Some(created.clone()));
+
+    assert_eq!(
+        repos.users.set_username(&ada.idhash, "ada").await.unwrap(),
+        UsernameChange::Set
+    );
+    assert_eq!(
+        repos.users.set_username(&ada.idhash, "other").await.unwrap(),
+        UsernameChange::AlreadySet
+    );
+
+    // A second login refreshes the profile but keeps the username and the join date.
+    let renamed = NewUser {
+        name: "Ada King".into(),
+        avatar_url: None,
+        ..ada.clone()
+    };
+    let again = repos
+        .users
+        .upsert_login(&renamed, Timestamp::from_millis(9_000))
+        .await
+        .unwrap();
+    assert_eq!(again.name, "Ada King");
+    assert_eq!(again.avatar_url, None);
+    assert_eq!(again.username.as_deref(), Some("ada"));
+    assert_eq!(again.join_date, Timestamp::from_millis(1_000));
+
+    let bob = user("bob@example.test");
+    repos
+        .users
+        .upsert_login(&bob, Timestamp::from_millis(2_000))
+        .await
+        .unwrap();
+    assert_eq!(
+        repos.users.set_username(&bob.idhash, "ada").await.unwrap(),
+        UsernameChange::Taken
+    );
+    let nobody = UserId::from_email("nobody@example.test");
+    assert_eq!(
+        repos.users.set_username(&nobody, "x").await.unwrap(),
+        UsernameChange::NoSuchUser
+    );
+}
+
+async fn permissions(repos: &Repositories) {
+    // The migration seeds everyone's default.
+    let seeded = repos
+        .permissions
+        .get(&Grantee::Everyone, "os.datastore")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        seeded.permissions,
+        json!({"datapackage-upload": true}).as_object().cloned().unwrap()
+    );
+
+    let ada = Grantee::User(UserId::from_email("ada@example.test"));
+    let grant = |value: serde_json::Value| PermissionGrant {
+        grantee: ada.clone(),
+        service: "os.datastore".into(),
+        permissions: value.as_object().cloned().unwrap(),
+    };
+    repos
+        .permissions
+        .put(&grant(json!({"package-admin": true})))
+        .await
+        .unwrap();
+    repos
+        .permissions
+        .put(&grant(json!({"package-admin": false, "x": true})))
+        .await
+        .unwrap();
+    let stored = repos
+        .permissions
+        .get(&ada, "os.datastore")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored, grant(json!({"package-admin": false, "x": true})));
+
+    let all = repos.permissions.list(None).await.unwrap();
+    assert_eq!(all.len(), 2);
+    assert_eq!(all[0].grantee, Grantee::Everyone, "'*' sorts first");
+    assert_eq!(repos.permissions.list(Some(&ada)).await.unwrap().len(), 1);
+
+    assert!(repos.permissions.delete(&ada, "os.datastore").await.unwrap());
+    assert!(!repos.permissions.delete(&ada, "os.datastore").await.unwrap());
+    assert_eq!(repos.permissions.get(&ada, "os.datastore").await.unwrap(), None);
+}
+
+fn package(id: &str, loaded: bool) -> PackageRecord {
+    PackageRecord {
+        id: PackageId::parse(id).unwrap(),
+        model: json!({"fact_table": "t", "measures": {}, "dimensions": {}}),
+        package: json!({"name": "example", "title": "Ünïcode title", "private": true}),
+        origin_url: "http://127.0.0.1:8000/datastore/files/x/datapackage.json".into(),
+        dataset: None,
+        author: Some("Ada <ada@not.shown>".into()),
+        loading_status: Some(LoadStatus::Done),
+        loaded,
+        last_update: Timestamp::from_millis(1_556_712_345_123),
+    }
+}
+
+async fn packages(repos: &Repositories) {
+    let owner = UserId::from_email("ada@example.test");
+    let first = package(&format!("{owner}:example"), true);
+    let second = package(&format!("{owner}:budget-2014.v2"), false);
+    let other = package(
+        &format!("{}:example", UserId::from_email("bob@example.test")),
+        true,
+    );
+    for record in [&first, &second, &other] {
+        repos.packages.put(record).await.unwrap();
+    }
+    assert_eq!(repos.packages.get(&first.id).await.unwrap(), Some(first.clone()));
+
+    // put replaces the whole record, including clearing optional fields.
+    let replaced = PackageRecord {
+        author: None,
+        loading_status: None,
+        loaded: false,
+        ..first.clone()
+    };
+    repos.packages.put(&replaced).await.unwrap();
+    assert_eq!(repos.packages.get(&first.id).await.unwrap(), Some(replaced));
+
+    assert_eq!(repos.packages.list().await.unwrap().len(), 3);
+    let mine: Vec<_> = repos
+        .packages
+        .list_by_owner(&owner)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|p| p.id)
+        .collect();
+    assert_eq!(mine, vec![second.id.clone(), first.id.clone()], "ordered by id");
+
+    assert!(repos.packages.delete(&second.id).await.unwrap());
+    assert!(!repos.packages.delete(&second.id).await.unwrap());
+    assert_eq!(repos.packages.get(&second.id).await.unwrap(), None);
+}
+
+async fn load_jobs(repos: &Repositories) {
+    let owner = UserId::from_email("ada@example.test");
+    let job = NewLoadJob {
+        package_id: PackageId::parse(&format!("{owner}:example")).unwrap(),
+        datapackage_url: "http://127.0.0.1:8000/datastore/files/a/datapackage.json".into(),
+        owner: owner.clone(),
+    };
+    let first = repos
+        .load_jobs
+        .enqueue(&job, Timestamp::from_millis(10))
+        .await
+        .unwrap();
+    assert_eq!(first.status, LoadStatus::Queued);
+    assert_eq!(first.heartbeat_at, None);
+    let second = repos
+        .load_jobs
+        .enqueue(&job, Timestamp::from_millis(20))
+        .await
+        .unwrap();
+    assert!(second.id > first.id);
+    assert_eq!(
+        repos
+            .load_jobs
+            .latest_for_url(&job.datapackage_url)
+            .await
+            .unwrap()
+            .map(|j| j.id),
+        Some(second.id)
+    );
+    assert_eq!(
+        repos.load_jobs.latest_for_url("http://elsewhere/").await.unwrap(),
+        None
+    );
+
+    let loading = JobProgress {
+        status: LoadStatus::LoadingData,
+        rows_loaded: 500,
+        rows_total: Some(1000),
+        error: None,
+    };
+    assert!(
+        repos
+            .load_jobs
+            .record_progress(second.id, &loading, Timestamp::from_millis(30))
+            .await
+            .unwrap()
+    );
+    let stored = repos.load_jobs.get(second.id).await.unwrap().unwrap();
+    assert_eq!(
+        (stored.status, stored.rows_loaded, stored.rows_total),
+        (LoadStatus::LoadingData, 500, Some(1000))
+    );
+    assert_eq!(stored.heartbeat_at, Some(Timestamp::from_millis(30)));
+    assert_eq!(stored.created_at, Timestamp::from_millis(20));
+
+    let failed = JobProgress {
+        status: LoadStatus::Fail,
+        error: Some("row 3: bad number".into()),
+        ..loading.clone()
+    };
+    assert!(
+        repos
+            .load_jobs
+            .record_progress(second.id, &failed, Timestamp::from_millis(40))
+            .await
+            .unwrap()
+    );
+    // A terminal job is not revived by a late worker.
+    assert!(
+        !repos
+            .load_jobs
+            .record_progress(second.id, &loading, Timestamp::from_millis(50))
+            .await
+            .unwrap()
+    );
+    let stored = repos.load_jobs.get(second.id).await.unwrap().unwrap();
+    assert_eq!(stored.status, LoadStatus::Fail);
+    assert_eq!(stored.error.as_deref(), Some("row 3: bad number"));
+    assert_eq!(repos.load_jobs.get(i64::MAX).await.unwrap(), None);
+}
+
+async fn login_states(repos: &Repositories) {
+    let state = |id: &str, expires: i64| LoginState {
+        state: id.into(),
+        provider: "google".into(),
+        pkce_verifier: "verifier".into(),
+        nonce: "nonce".into(),
+        next_url: "http://127.0.0.1:8000/".into(),
+        browser_binding: "binding".into(),
+        expires_at: Timestamp::from_millis(expires),
+    };
+    repos.login_states.put(&state("live", 1_000)).await.unwrap();
+    repos.login_states.put(&state("stale", 100)).await.unwrap();
+    repos.login_states.put(&state("old", 50)).await.unwrap();
+    assert!(matches!(
+        repos.login_states.put(&state("live", 5)).await,
+        Err(RepoError::Conflict(_))
+    ));
+
+    let now = Timestamp::from_millis(500);
+    assert_eq!(
+        repos.login_states.take("live", now).await.unwrap(),
+        Some(state("live", 1_000))
+    );
+    assert_eq!(
+        repos.login_states.take("live", now).await.unwrap(),
+        None,
+        "a state is redeemable once"
+    );
+    assert_eq!(
+        repos.login_states.take("stale", now).await.unwrap(),
+        None,
+        "an expired state is refused"
+    );
+    assert_eq!(repos.login_states.take("missing", now).await.unwrap(), None);
+    assert_eq!(repos.login_states.purge_expired(now).await.unwrap(), 1);
+}
+
+async fn suite(db: TestDatabase) {
+    let database = migrated(&db).await;
+    let repos = database.repositories();
+    users(repos).await;
+    permissions(repos).await;
+    packages(repos).await;
+    load_jobs(repos).await;
+    login_states(repos).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_repositories_keep_the_contract() {
+    suite(TestDatabase::sqlite().unwrap()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_repositories_keep_the_contract() {
+    suite(TestDatabase::postgres().expect("PostgreSQL for tests")).await;
+}
+
+#[tokio::test]
+async fn sqlite_runs_in_wal_mode_with_a_busy_timeout() {
+    use diesel::prelude::*;
+    let db = TestDatabase::sqlite().unwrap();
+    let database = migrated(&db).await;
+    drop(database);
+    let path = db.url().trim_start_matches("sqlite://").to_owned();
+    let mut conn = diesel::SqliteConnection::establish(&path).unwrap();
+    #[derive(QueryableByName)]
+    struct Mode {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        journal_mode: String,
+    }
+    let mode: Mode = diesel::sql_query("PRAGMA journal_mode")
+        .get_result(&mut conn)
+        .unwrap();
+    assert_eq!(
+        mode.journal_mode, "wal",
+        "WAL is persistent on the file once set by the pool"
+    );
+}
+
+#[test]
+fn urls_select_the_backend() {
+    use crate::Backend;
+    assert_eq!(
+        DatabaseUrl::parse("postgresql://postgres@db/postgres")
+            .unwrap()
+            .backend(),
+        Backend::Postgres
+    );
+    assert_eq!(
+        DatabaseUrl::parse("sqlite://var/conductor.db").unwrap().backend(),
+        Backend::Sqlite
+    );
+    assert_eq!(
+        DatabaseUrl::parse("sqlite:///tmp/x.db").unwrap(),
+        DatabaseUrl::Sqlite(std::path::PathBuf::from("/tmp/x.db"))
+    );
+    for bad in ["mysql://x", "sqlite://", "var/conductor.db"] {
+        assert!(DatabaseUrl::parse(bad).is_err(), "{bad} accepted");
+    }
+    let secret = DatabaseUrl::parse("postgres://u:hunter2@db/x").unwrap();
+    assert!(!format!("{secret:?}").contains("hunter2"));
+}
