@@ -1,0 +1,112 @@
+//! The `conductor` command line: `serve` (the default), `migrate`, `config show`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use conductor_store::{Database, DatabaseUrl};
+use tracing_subscriber::EnvFilter;
+
+use crate::settings::{Environment, Settings};
+use crate::startup::Application;
+use crate::telemetry;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "conductor",
+    version,
+    about = "OpenSpending's identity, datastore, loading and search service"
+)]
+struct Cli {
+    /// Folder of the layered configuration files (default.toml, <CONDUCTOR_ENV>.toml, local.toml).
+    #[arg(long, global = true, default_value = "config")]
+    config_dir: PathBuf,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve the HTTP API (the default).
+    Serve,
+    /// Apply pending database migrations and exit.
+    Migrate,
+    /// Inspect the configuration.
+    Config {
+        #[command(subcommand)]
+        action: ConfigAction,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ConfigAction {
+    /// Print the effective configuration, secrets redacted.
+    Show,
+}
+
+/// Exit status for a configuration error, distinct from a runtime failure.
+const EXIT_CONFIG: u8 = 2;
+
+pub fn run() -> ExitCode {
+    let cli = Cli::parse();
+    let env = Environment::from_process();
+    let settings = match Settings::load(&cli.config_dir, &env) {
+        Ok(settings) => settings,
+        Err(error) => {
+            eprintln!("conductor: configuration error: {error}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    if let Err(error) = telemetry::init(filter, std::io::stderr) {
+        eprintln!("conductor: cannot set up logging: {error}");
+        return ExitCode::FAILURE;
+    }
+    let outcome = match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => actix_web::rt::System::new().block_on(serve(settings)),
+        Command::Migrate => actix_web::rt::System::new().block_on(migrate(settings)),
+        Command::Config {
+            action: ConfigAction::Show,
+        } => show(&settings),
+    };
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!("{error:#}");
+            eprintln!("conductor: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(settings: Settings) -> anyhow::Result<()> {
+    Application::build(settings).await?.run_until_stopped().await?;
+    Ok(())
+}
+
+async fn migrate(settings: Settings) -> anyhow::Result<()> {
+    let database = Database::open(&DatabaseUrl::parse(settings.database_url().expose())?, 1)?;
+    let applied = database.migrate().await?;
+    if applied.is_empty() {
+        eprintln!("conductor: the {} database is up to date", database.backend());
+    } else {
+        eprintln!(
+            "conductor: applied {} migration(s) to the {} database: {}",
+            applied.len(),
+            database.backend(),
+            applied.join(", ")
+        );
+    }
+    Ok(())
+}
+
+fn show(settings: &Settings) -> anyhow::Result<()> {
+    #[expect(
+        clippy::print_stdout,
+        reason = "printing the configuration is this command's output"
+    )]
+    {
+        print!("{}", settings.to_redacted_toml()?);
+    }
+    Ok(())
+}

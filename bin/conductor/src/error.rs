@@ -1,0 +1,157 @@
+//! The one mapping from the crates' errors to HTTP, and the error shapes of DESIGN §2.
+
+use std::fmt;
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, ResponseError};
+use conductor_core::repo::RepoError;
+use conductor_store::StoreError;
+use serde_json::json;
+
+/// How an endpoint's errors look on the wire: the original's shapes are kept where clients read them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ErrorShape {
+    /// `{"error": {"code": "<slug>", "message": "..."}}`
+    Standard,
+    /// `{"success": false, "error": "..."}`: update, publish, delete, run-hooks, update_params.
+    Success,
+    /// `{"status": "fail", "error": "..."}`: `/package/upload`.
+    UploadStatus,
+}
+
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+    shape: ErrorShape,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+            shape: ErrorShape::Standard,
+        }
+    }
+
+    #[must_use]
+    pub fn with_shape(mut self, shape: ErrorShape) -> Self {
+        self.shape = shape;
+        self
+    }
+
+    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, code, message)
+    }
+
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not-found", message)
+    }
+
+    pub fn payload_too_large(limit: u64) -> Self {
+        Self::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload-too-large",
+            format!("the request body exceeds {limit} bytes"),
+        )
+    }
+
+    pub fn unavailable(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message)
+    }
+
+    /// A failure the client cannot act on: the detail goes to the log, not to the client.
+    pub fn internal(detail: impl fmt::Display) -> Self {
+        tracing::error!(error = %detail, "internal error");
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error")
+    }
+
+    pub fn code(&self) -> &'static str {
+        self.code
+    }
+
+    pub fn body(&self) -> serde_json::Value {
+        match self.shape {
+            ErrorShape::Standard => json!({"error": {"code": self.code, "message": self.message}}),
+            ErrorShape::Success => json!({"success": false, "error": self.message}),
+            ErrorShape::UploadStatus => json!({"status": "fail", "error": self.message}),
+        }
+    }
+}
+
+impl fmt::Display for ApiError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} ({}): {}", self.status.as_u16(), self.code, self.message)
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        self.status
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        HttpResponse::build(self.status).json(self.body())
+    }
+}
+
+impl From<RepoError> for ApiError {
+    fn from(error: RepoError) -> Self {
+        match error {
+            RepoError::Unavailable(detail) => {
+                tracing::warn!(error = %detail, "database unavailable");
+                Self::unavailable("the database is unavailable; try again shortly")
+            }
+            RepoError::Conflict(detail) => Self::new(StatusCode::CONFLICT, "conflict", detail),
+            other @ (RepoError::Corrupt(_) | RepoError::Query(_)) => Self::internal(other),
+        }
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::Unavailable(detail) => {
+                tracing::warn!(error = %detail, "database unavailable");
+                Self::unavailable("the database is unavailable; try again shortly")
+            }
+            other => Self::internal(other),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_shape_matches_the_original() {
+        let error = ApiError::bad_request("bad-id", "no such package");
+        assert_eq!(
+            error.body(),
+            json!({"error": {"code": "bad-id", "message": "no such package"}})
+        );
+        let shaped = ApiError::bad_request("bad-id", "no such package").with_shape(ErrorShape::Success);
+        assert_eq!(
+            shaped.body(),
+            json!({"success": false, "error": "no such package"})
+        );
+        let upload = ApiError::bad_request("bad-id", "unauthorized").with_shape(ErrorShape::UploadStatus);
+        assert_eq!(upload.body(), json!({"status": "fail", "error": "unauthorized"}));
+        assert_eq!(upload.status_code(), StatusCode::BAD_REQUEST);
+    }
+
+    #[test]
+    fn internal_details_stay_out_of_the_response() {
+        let error = ApiError::from(RepoError::Query("relation \"users\" does not exist".into()));
+        assert_eq!(error.status_code(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert!(!error.body().to_string().contains("relation"));
+        assert_eq!(
+            ApiError::from(RepoError::Unavailable("x".into())).status_code(),
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+    }
+}

@@ -1,0 +1,53 @@
+//! `/healthz` (the process answers), `/readyz` (its backends do) and `/metrics`.
+
+use std::time::Duration;
+
+use actix_web::{HttpResponse, web};
+use conductor_store::Database;
+use serde_json::json;
+
+use crate::error::ApiError;
+use crate::metrics::Metrics;
+
+/// How long a readiness probe waits for a database connection.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(web::resource("/healthz").get(healthz))
+        .service(web::resource("/readyz").get(readyz))
+        .service(web::resource("/metrics").get(metrics));
+}
+
+async fn healthz() -> HttpResponse {
+    HttpResponse::Ok().json(json!({"status": "ok"}))
+}
+
+/// 200 when the database answers and has every migration of this build; 503 otherwise, naming what is missing.
+async fn readyz(database: web::Data<Database>) -> HttpResponse {
+    let check = match database.ping(PROBE_TIMEOUT).await {
+        Err(error) => {
+            tracing::debug!(%error, "readiness: database unreachable");
+            Err("unreachable".to_owned())
+        }
+        Ok(()) => match database.pending_migrations().await {
+            Ok(0) => Ok(()),
+            Ok(pending) => Err(format!("{pending} migration(s) pending")),
+            Err(error) => {
+                tracing::debug!(%error, "readiness: migrations unknown");
+                Err("migration state unknown".to_owned())
+            }
+        },
+    };
+    match check {
+        Ok(()) => HttpResponse::Ok().json(json!({"status": "ready", "checks": {"database": "ok"}})),
+        Err(problem) => HttpResponse::ServiceUnavailable()
+            .json(json!({"status": "unavailable", "checks": {"database": problem}})),
+    }
+}
+
+async fn metrics(metrics: web::Data<Metrics>) -> Result<HttpResponse, ApiError> {
+    let text = metrics.render().map_err(ApiError::internal)?;
+    Ok(HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4; charset=utf-8")
+        .body(text))
+}

@@ -1,0 +1,3 @@
+//! The HTTP API, one `configure` per area.
+
+pub mod health;

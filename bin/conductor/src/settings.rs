@@ -1,0 +1,664 @@
+//! Layered configuration (DESIGN §9). The only module that reads the process environment.
+//!
+//! Layers, later wins: `config/default.toml` → `config/$CONDUCTOR_ENV.toml` (default `development`) →
+//! `config/local.toml` → the file named by `CONDUCTOR_CONFIG` → the original `OS_*` variables →
+//! `CONDUCTOR__SECTION__KEY` variables. Each layer is first checked on its own, so an unknown key or a malformed
+//! value is reported with the layer it came from; then all are merged into one typed [`Settings`].
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use bytesize::ByteSize;
+use config::{Config, ConfigError, File, FileFormat};
+use serde::{Deserialize, Serialize, Serializer};
+use url::Url;
+
+const ENV_PREFIX: &str = "CONDUCTOR";
+const ENV_SEPARATOR: &str = "__";
+/// Keys whose `CONDUCTOR__` variable is a comma-separated list.
+const LIST_KEYS: &[&str] = &["server.cors.allowed_origins"];
+
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    #[error("{layer}: {message}")]
+    Layer { layer: String, message: String },
+    #[error("{key}: {message}")]
+    Invalid { key: &'static str, message: String },
+}
+
+/// The typed settings, deserialized once and passed down.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Settings {
+    pub server: ServerSettings,
+    /// Where the embedded tier keeps its files (SQLite database, datastore, index, dev keys).
+    pub data_dir: PathBuf,
+    pub database: DatabaseSettings,
+    pub cache: CacheSettings,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerSettings {
+    pub bind: SocketAddr,
+    /// The public URL clients reach this service at; login and datastore URLs are built from it.
+    pub base_url: Url,
+    /// The largest request body accepted, except datastore uploads, which are bounded by what was signed.
+    pub body_limit: ByteSize,
+    pub cors: CorsSettings,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CorsSettings {
+    /// Origins allowed to call with credentials. Unset: the origin of `server.base_url`.
+    pub allowed_origins: Option<Vec<String>>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DatabaseSettings {
+    /// `sqlite://<path>` or `postgres://…`. Unset: `sqlite://<data_dir>/conductor.db`.
+    pub url: Option<ConnectionUrl>,
+    pub pool_size: u32,
+    /// Apply pending migrations when `serve` starts; otherwise `/readyz` stays 503 until `conductor migrate`.
+    pub auto_migrate: bool,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CacheSettings {
+    /// Redis for os-api's cache (cleared after loads) and shared state. Unset: in-process only.
+    pub redis_url: Option<ConnectionUrl>,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            server: ServerSettings::default(),
+            data_dir: PathBuf::from("var"),
+            database: DatabaseSettings::default(),
+            cache: CacheSettings::default(),
+        }
+    }
+}
+
+impl Default for ServerSettings {
+    fn default() -> Self {
+        Self {
+            bind: SocketAddr::from(([127, 0, 0, 1], 8000)),
+            base_url: Url::parse("http://127.0.0.1:8000").unwrap_or_else(|_| unreachable!("a valid literal")),
+            body_limit: ByteSize::mib(1),
+            cors: CorsSettings::default(),
+        }
+    }
+}
+
+impl Default for DatabaseSettings {
+    fn default() -> Self {
+        Self {
+            url: None,
+            pool_size: 8,
+            auto_migrate: true,
+        }
+    }
+}
+
+/// A connection URL that may carry a password: `Debug` and `config show` print it with the password redacted.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct ConnectionUrl(String);
+
+impl ConnectionUrl {
+    pub fn new(url: impl Into<String>) -> Self {
+        Self(url.into())
+    }
+
+    /// The URL itself, for the one place that connects with it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    pub fn redacted(&self) -> String {
+        match Url::parse(&self.0) {
+            Ok(mut url) if url.password().is_some() => {
+                let _ = url.set_password(Some("REDACTED"));
+                // Brackets would be percent-encoded inside the URL; add them after, for the eye.
+                String::from(url).replacen(":REDACTED@", ":[REDACTED]@", 1)
+            }
+            Ok(url) => url.into(),
+            // Unparseable: it may still hold a secret, so show only its scheme.
+            Err(_) => format!("{}[REDACTED]", self.0.split_once("://").map_or("", |(s, _)| s)),
+        }
+    }
+}
+
+impl fmt::Debug for ConnectionUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.redacted())
+    }
+}
+
+impl Serialize for ConnectionUrl {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.redacted())
+    }
+}
+
+/// A snapshot of the process environment, so loading is testable without touching the real one.
+#[derive(Clone, Debug, Default)]
+pub struct Environment {
+    vars: BTreeMap<String, String>,
+}
+
+impl Environment {
+    pub fn from_process() -> Self {
+        Self {
+            vars: std::env::vars().collect(),
+        }
+    }
+
+    pub fn from_pairs<K: Into<String>, V: Into<String>>(pairs: impl IntoIterator<Item = (K, V)>) -> Self {
+        Self {
+            vars: pairs.into_iter().map(|(k, v)| (k.into(), v.into())).collect(),
+        }
+    }
+
+    fn get(&self, name: &str) -> Option<&str> {
+        self.vars.get(name).map(String::as_str).filter(|v| !v.is_empty())
+    }
+
+    /// `CONDUCTOR_ENV`: `development` unless set.
+    pub fn profile(&self) -> &str {
+        self.get("CONDUCTOR_ENV").unwrap_or("development")
+    }
+}
+
+/// One configuration layer: its name in error messages, and the source it reads.
+struct Layer {
+    name: String,
+    source: Box<dyn config::Source + Send + Sync>,
+}
+
+impl Settings {
+    /// Loads the layers from `config_dir` and `env`, checks each, and merges them.
+    pub fn load(config_dir: &Path, env: &Environment) -> Result<Self, SettingsError> {
+        let layers = layers(config_dir, env)?;
+        for layer in &layers {
+            let alone = Config::builder()
+                .add_source(vec![layer.source.clone_into_box()])
+                .build()
+                .and_then(Config::try_deserialize::<Self>);
+            if let Err(error) = alone {
+                return Err(SettingsError::Layer {
+                    layer: layer.name.clone(),
+                    message: describe(&error),
+                });
+            }
+        }
+        let merged = layers.into_iter().fold(Config::builder(), |builder, layer| {
+            builder.add_source(vec![layer.source])
+        });
+        let settings: Self = merged
+            .build()
+            .and_then(Config::try_deserialize)
+            .map_err(|error| SettingsError::Layer {
+                layer: "merged configuration".into(),
+                message: describe(&error),
+            })?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    fn validate(&self) -> Result<(), SettingsError> {
+        if !matches!(self.server.base_url.scheme(), "http" | "https") || self.server.base_url.host().is_none()
+        {
+            return Err(SettingsError::Invalid {
+                key: "server.base_url",
+                message: format!("must be an http(s) URL with a host, got {}", self.server.base_url),
+            });
+        }
+        if self.server.body_limit.as_u64() == 0 {
+            return Err(SettingsError::Invalid {
+                key: "server.body_limit",
+                message: "must be above zero".into(),
+            });
+        }
+        if self.database.pool_size == 0 {
+            return Err(SettingsError::Invalid {
+                key: "database.pool_size",
+                message: "must be at least 1".into(),
+            });
+        }
+        conductor_store::DatabaseUrl::parse(self.database_url().expose()).map_err(|e| {
+            SettingsError::Invalid {
+                key: "database.url",
+                message: e.to_string(),
+            }
+        })?;
+        if let Some(redis) = &self.cache.redis_url
+            && !matches!(
+                Url::parse(redis.expose())
+                    .map(|u| u.scheme().to_owned())
+                    .as_deref(),
+                Ok("redis" | "rediss")
+            )
+        {
+            return Err(SettingsError::Invalid {
+                key: "cache.redis_url",
+                message: format!("must be a redis:// or rediss:// URL, got {}", redis.redacted()),
+            });
+        }
+        self.cors_origins()?;
+        Ok(())
+    }
+
+    /// The database to use: `database.url`, or the SQLite file under `data_dir`.
+    pub fn database_url(&self) -> ConnectionUrl {
+        self.database.url.clone().unwrap_or_else(|| {
+            ConnectionUrl::new(format!(
+                "sqlite://{}",
+                self.data_dir.join("conductor.db").display()
+            ))
+        })
+    }
+
+    /// The origins CORS allows, each as `scheme://host[:port]`. `*` is refused: every client calls with
+    /// credentials, and a wildcard with credentials would let any site act as the user.
+    pub fn cors_origins(&self) -> Result<Vec<String>, SettingsError> {
+        let invalid = |message: String| SettingsError::Invalid {
+            key: "server.cors.allowed_origins",
+            message,
+        };
+        match &self.server.cors.allowed_origins {
+            None => Ok(vec![self.server.base_url.origin().ascii_serialization()]),
+            Some(origins) => origins
+                .iter()
+                .map(|raw| {
+                    if raw.trim() == "*" {
+                        return Err(invalid(
+                            "`*` cannot be allowed with credentials; list the origins".into(),
+                        ));
+                    }
+                    let url = Url::parse(raw.trim()).map_err(|e| invalid(format!("{raw:?}: {e}")))?;
+                    match url.origin() {
+                        origin @ url::Origin::Tuple(..) => Ok(origin.ascii_serialization()),
+                        url::Origin::Opaque(_) => Err(invalid(format!("{raw:?} has no origin"))),
+                    }
+                })
+                .collect(),
+        }
+    }
+
+    /// The effective configuration as TOML, with secrets redacted: what `conductor config show` prints.
+    pub fn to_redacted_toml(&self) -> Result<String, toml::ser::Error> {
+        let mut shown = self.clone();
+        shown.database.url = Some(self.database_url());
+        toml::to_string_pretty(&shown)
+    }
+}
+
+fn layers(config_dir: &Path, env: &Environment) -> Result<Vec<Layer>, SettingsError> {
+    let file = |path: PathBuf, required: bool| Layer {
+        name: path.display().to_string(),
+        source: Box::new(File::from(path).format(FileFormat::Toml).required(required)),
+    };
+    let mut layers = vec![
+        file(config_dir.join("default.toml"), false),
+        file(config_dir.join(format!("{}.toml", env.profile())), false),
+        file(config_dir.join("local.toml"), false),
+    ];
+    if let Some(path) = env.get("CONDUCTOR_CONFIG") {
+        let path = PathBuf::from(path);
+        if !path.is_file() {
+            return Err(SettingsError::Layer {
+                layer: format!("CONDUCTOR_CONFIG={}", path.display()),
+                message: "no such file".into(),
+            });
+        }
+        layers.push(file(path, true));
+    }
+    layers.push(Layer {
+        name: "the original OS_* variables".into(),
+        source: Box::new(original_variables(env)),
+    });
+    let ours: config::Map<String, String> = env
+        .vars
+        .iter()
+        .filter(|(k, _)| k.starts_with("CONDUCTOR__"))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    let mut environment = config::Environment::with_prefix(ENV_PREFIX)
+        .prefix_separator(ENV_SEPARATOR)
+        .separator(ENV_SEPARATOR)
+        .try_parsing(true)
+        .list_separator(",");
+    for key in LIST_KEYS {
+        environment = environment.with_list_parse_key(key);
+    }
+    layers.push(Layer {
+        name: "CONDUCTOR__* variables".into(),
+        source: Box::new(environment.source(Some(ours))),
+    });
+    Ok(layers)
+}
+
+/// The original service's variables, mapped onto our keys (DESIGN §9). Later issues add theirs here.
+fn original_variables(env: &Environment) -> MappedVariables {
+    let mut values = config::Map::new();
+    let mut set = |var: &str, key: &str, value: String| {
+        values.insert(key.to_owned(), config::Value::new(Some(&var.to_owned()), value));
+    };
+    if let Some(url) = env.get("OS_BASE_URL") {
+        set("OS_BASE_URL", "server.base_url", url.to_owned());
+    }
+    if let Some(url) = env.get("OS_CONDUCTOR_ENGINE") {
+        set("OS_CONDUCTOR_ENGINE", "database.url", url.to_owned());
+    }
+    if let Some(host) = env.get("OS_API_CACHE") {
+        // The original took a bare host and connected on Redis's default port.
+        let url = if host.contains("://") {
+            host.to_owned()
+        } else {
+            format!("redis://{host}:6379")
+        };
+        set("OS_API_CACHE", "cache.redis_url", url);
+    }
+    MappedVariables(values)
+}
+
+/// A configuration source of already-mapped keys, each value remembering the variable it came from.
+#[derive(Clone, Debug)]
+struct MappedVariables(config::Map<String, config::Value>);
+
+impl config::Source for MappedVariables {
+    fn clone_into_box(&self) -> Box<dyn config::Source + Send + Sync> {
+        Box::new(self.clone())
+    }
+
+    fn collect(&self) -> Result<config::Map<String, config::Value>, ConfigError> {
+        Ok(self.0.clone())
+    }
+}
+
+/// Turns config's "unknown field `x` … for key `a.b`" into the full key a deployer searches for.
+fn describe(error: &ConfigError) -> String {
+    if let ConfigError::At {
+        error: inner,
+        key,
+        origin,
+    } = error
+        && let ConfigError::Message(message) = inner.as_ref()
+        && let Some(rest) = message.strip_prefix("unknown field `")
+        && let Some((field, expected)) = rest.split_once('`')
+    {
+        let full = key
+            .as_deref()
+            .map_or_else(|| field.to_owned(), |k| format!("{k}.{field}"));
+        let from = origin.as_deref().map(|o| format!(" in {o}")).unwrap_or_default();
+        return format!("unknown key `{full}`{from};{}", expected.trim_start_matches(','));
+    }
+    if let ConfigError::Message(message) = error
+        && let Some(rest) = message.strip_prefix("unknown field `")
+        && let Some((field, expected)) = rest.split_once('`')
+    {
+        return format!("unknown key `{field}`;{}", expected.trim_start_matches(','));
+    }
+    error.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::fs;
+
+    use super::*;
+
+    fn load(files: &[(&str, &str)], env: &[(&str, &str)]) -> Result<Settings, SettingsError> {
+        let dir = tempfile_dir();
+        for (name, text) in files {
+            fs::write(dir.join(name), text).unwrap();
+        }
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.replace("{dir}", &dir.display().to_string())))
+            .collect();
+        Settings::load(&dir, &Environment::from_pairs(env))
+    }
+
+    fn tempfile_dir() -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("conductor-settings-{}", rand_suffix()));
+        fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    fn rand_suffix() -> String {
+        use std::sync::atomic::{AtomicU32, Ordering};
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        format!("{}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed))
+    }
+
+    #[test]
+    fn the_shipped_default_toml_equals_the_built_in_defaults() {
+        let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config");
+        let text = fs::read_to_string(shipped.join("default.toml")).unwrap();
+        let settings = load(&[("default.toml", &text)], &[]).unwrap();
+        assert_eq!(settings, Settings::default());
+        for profile in ["development", "production", "test"] {
+            let text = fs::read_to_string(shipped.join(format!("{profile}.toml"))).unwrap();
+            load(
+                &[(&format!("{profile}.toml"), &text)],
+                &[("CONDUCTOR_ENV", profile)],
+            )
+            .unwrap_or_else(|e| panic!("config/{profile}.toml: {e}"));
+        }
+    }
+
+    #[test]
+    fn later_layers_win() {
+        let settings = load(
+            &[
+                (
+                    "default.toml",
+                    "data_dir = 'a'\n[database]\npool_size = 2\nauto_migrate = false",
+                ),
+                ("development.toml", "data_dir = 'b'"),
+                ("local.toml", "[server]\nbind = '127.0.0.1:9001'"),
+                (
+                    "extra.toml",
+                    "[server]\nbind = '127.0.0.1:9002'\nbase_url = 'https://extra.example'",
+                ),
+            ],
+            &[
+                ("CONDUCTOR_CONFIG", "{dir}/extra.toml"),
+                ("OS_BASE_URL", "https://os.example/"),
+                ("CONDUCTOR__DATABASE__POOL_SIZE", "5"),
+                ("CONDUCTOR__DATA_DIR", "/srv/conductor"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(settings.data_dir, PathBuf::from("/srv/conductor"));
+        assert_eq!(settings.server.bind, "127.0.0.1:9002".parse().unwrap());
+        assert_eq!(
+            settings.server.base_url.as_str(),
+            "https://os.example/",
+            "OS_* over files"
+        );
+        assert_eq!(settings.database.pool_size, 5, "CONDUCTOR__ over everything");
+        assert!(!settings.database.auto_migrate);
+        assert_eq!(
+            settings.database_url().expose(),
+            "sqlite:///srv/conductor/conductor.db"
+        );
+    }
+
+    #[test]
+    fn the_profile_file_follows_conductor_env() {
+        let files = [
+            ("production.toml", "data_dir = 'prod'"),
+            ("development.toml", "data_dir = 'dev'"),
+        ];
+        assert_eq!(load(&files, &[]).unwrap().data_dir, PathBuf::from("dev"));
+        assert_eq!(
+            load(&files, &[("CONDUCTOR_ENV", "production")]).unwrap().data_dir,
+            PathBuf::from("prod")
+        );
+    }
+
+    #[test]
+    fn original_variables_map_onto_our_keys() {
+        let settings = load(
+            &[],
+            &[
+                ("OS_CONDUCTOR_ENGINE", "postgresql://postgres@db/postgres"),
+                ("OS_API_CACHE", "redis-host"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(
+            settings.database_url().expose(),
+            "postgresql://postgres@db/postgres"
+        );
+        assert_eq!(
+            settings.cache.redis_url.unwrap().expose(),
+            "redis://redis-host:6379"
+        );
+        let ours = load(
+            &[],
+            &[
+                ("OS_CONDUCTOR_ENGINE", "postgresql://a/b"),
+                ("CONDUCTOR__DATABASE__URL", "sqlite://x.db"),
+            ],
+        );
+        assert_eq!(ours.unwrap().database_url().expose(), "sqlite://x.db");
+    }
+
+    #[test]
+    fn unknown_keys_name_the_key_and_the_layer() {
+        let error = load(&[("local.toml", "[server]\nbindd = '127.0.0.1:1'")], &[])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("local.toml") && error.contains("unknown key `server.bindd`"),
+            "{error}"
+        );
+
+        let error = load(&[], &[("CONDUCTOR__SERVER__BINDD", "x")])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("CONDUCTOR__* variables") && error.contains("`server.bindd`"),
+            "{error}"
+        );
+
+        let error = load(&[("default.toml", "colour = 'blue'")], &[])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("default.toml") && error.contains("unknown key `colour`"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn malformed_values_name_the_key_and_the_layer() {
+        let error = load(&[("development.toml", "[database]\npool_size = 'many'")], &[])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("development.toml") && error.contains("database.pool_size"),
+            "{error}"
+        );
+
+        let error = load(&[], &[("CONDUCTOR__SERVER__BIND", "not-an-address")])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("CONDUCTOR__* variables") && error.contains("server.bind"),
+            "{error}"
+        );
+
+        let error = load(&[], &[("OS_BASE_URL", "not a url")])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("OS_") && error.contains("server.base_url"),
+            "{error}"
+        );
+
+        let error = load(&[], &[("CONDUCTOR__SERVER__BODY_LIMIT", "lots")])
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("server.body_limit"), "{error}");
+    }
+
+    #[test]
+    fn semantic_checks_name_the_key() {
+        let cases = [
+            ("CONDUCTOR__DATABASE__URL", "mysql://db/x", "database.url"),
+            ("CONDUCTOR__DATABASE__POOL_SIZE", "0", "database.pool_size"),
+            (
+                "CONDUCTOR__SERVER__BASE_URL",
+                "ftp://x.example",
+                "server.base_url",
+            ),
+            (
+                "CONDUCTOR__SERVER__CORS__ALLOWED_ORIGINS",
+                "https://a.example,*",
+                "server.cors.allowed_origins",
+            ),
+            ("CONDUCTOR__CACHE__REDIS_URL", "http://cache", "cache.redis_url"),
+        ];
+        for (var, value, key) in cases {
+            let error = load(&[], &[(var, value)]).unwrap_err().to_string();
+            assert!(error.starts_with(key), "{var}={value}: {error}");
+        }
+    }
+
+    #[test]
+    fn a_missing_conductor_config_file_is_an_error() {
+        let error = load(&[], &[("CONDUCTOR_CONFIG", "/nonexistent/conductor.toml")])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("CONDUCTOR_CONFIG=/nonexistent/conductor.toml"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn cors_defaults_to_the_base_url_origin_and_accepts_lists_from_env() {
+        let settings = load(&[], &[]).unwrap();
+        assert_eq!(settings.cors_origins().unwrap(), ["http://127.0.0.1:8000"]);
+        let listed = load(
+            &[],
+            &[(
+                "CONDUCTOR__SERVER__CORS__ALLOWED_ORIGINS",
+                "https://a.example/x,http://b.example:8080",
+            )],
+        );
+        assert_eq!(
+            listed.unwrap().cors_origins().unwrap(),
+            ["https://a.example", "http://b.example:8080"]
+        );
+    }
+
+    #[test]
+    fn secrets_are_redacted_in_debug_and_show() {
+        let settings = load(
+            &[],
+            &[
+                ("CONDUCTOR__DATABASE__URL", "postgres://app:hunter2@db/conductor"),
+                ("OS_API_CACHE", "redis://:hunter3@cache:6379"),
+            ],
+        )
+        .unwrap();
+        let shown = settings.to_redacted_toml().unwrap();
+        let debug = format!("{settings:?}");
+        for text in [&shown, &debug] {
+            assert!(!text.contains("hunter2") && !text.contains("hunter3"), "{text}");
+            assert!(text.contains("postgres://app:[REDACTED]@db/conductor"), "{text}");
+        }
+    }
+}

@@ -1,0 +1,181 @@
+//! Wiring: the one place that knows which adapters run, chosen from the settings.
+
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_cors::Cors;
+use actix_web::dev::{Server, ServerHandle};
+use actix_web::http::{Method, StatusCode, header};
+use actix_web::middleware::{ErrorHandlers, from_fn};
+use actix_web::{App, HttpServer, ResponseError, web};
+use conductor_store::{Database, DatabaseUrl, StoreError};
+use tracing_actix_web::TracingLogger;
+
+use crate::error::ApiError;
+use crate::metrics::Metrics;
+use crate::middleware::{self, BodyLimit};
+use crate::routes;
+use crate::settings::{Settings, SettingsError};
+use crate::telemetry::RedactingRootSpan;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error(transparent)]
+    Settings(#[from] SettingsError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("cannot listen on {address}: {source}")]
+    Bind { address: String, source: std::io::Error },
+    #[error("metrics: {0}")]
+    Metrics(#[from] prometheus::Error),
+}
+
+/// A running gateway: bound to its port, serving until stopped.
+pub struct Application {
+    port: u16,
+    server: Server,
+}
+
+impl std::fmt::Debug for Application {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Application")
+            .field("port", &self.port)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Application {
+    /// Opens the backends, binds the listener (port 0 picks a free one) and starts serving.
+    /// A database that is down does not stop start-up: `/readyz` answers 503 until it is reachable.
+    pub async fn build(settings: Settings) -> Result<Self, StartupError> {
+        let database_url = DatabaseUrl::parse(settings.database_url().expose())?;
+        let database = Arc::new(Database::open(&database_url, settings.database.pool_size)?);
+        tracing::info!(backend = %database.backend(), "database configured");
+        if settings.database.auto_migrate {
+            tokio::spawn(migrate_when_reachable(database.clone()));
+        }
+
+        let address = settings.server.bind;
+        let bind_error = |source| StartupError::Bind {
+            address: address.to_string(),
+            source,
+        };
+        let listener = TcpListener::bind(address).map_err(bind_error)?;
+        let port = listener.local_addr().map_err(bind_error)?.port();
+
+        let cors_origins = settings.cors_origins()?;
+        let body_limit = settings.server.body_limit.as_u64();
+        let metrics = web::Data::new(Metrics::new()?);
+        let database = web::Data::from(database);
+        let settings = web::Data::new(settings);
+
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(settings.clone())
+                .app_data(database.clone())
+                .app_data(metrics.clone())
+                .app_data(web::Data::new(BodyLimit(body_limit)))
+                .app_data(web::PayloadConfig::new(saturating_usize(body_limit)))
+                .app_data(json_config(body_limit))
+                .app_data(web::FormConfig::default().limit(saturating_usize(body_limit)))
+                .configure(routes::health::configure)
+                .default_service(web::to(not_found))
+                // Outermost last: tracing sees every request, metrics count even refused ones.
+                .wrap(
+                    ErrorHandlers::new()
+                        .handler(StatusCode::METHOD_NOT_ALLOWED, middleware::method_not_allowed),
+                )
+                .wrap(from_fn(middleware::jsonp))
+                .wrap(from_fn(middleware::limit_body))
+                .wrap(cors(&cors_origins))
+                .wrap(from_fn(middleware::request_id_header))
+                .wrap(from_fn(middleware::record_metrics))
+                .wrap(TracingLogger::<RedactingRootSpan>::new())
+        })
+        .listen(listener)
+        .map_err(bind_error)?
+        .run();
+        tracing::info!(%address, port, "listening");
+        Ok(Self { port, server })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// A handle to stop the server gracefully.
+    pub fn handle(&self) -> ServerHandle {
+        self.server.handle()
+    }
+
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}
+
+/// Applies migrations, retrying with backoff while the database is unreachable: a PostgreSQL that starts after
+/// us is picked up without a restart (and without a crash loop).
+async fn migrate_when_reachable(database: Arc<Database>) {
+    let mut delay = Duration::from_millis(250);
+    loop {
+        match database.migrate().await {
+            Ok(applied) => {
+                tracing::info!(applied = applied.len(), "database migrated");
+                return;
+            }
+            Err(error) => {
+                tracing::warn!(%error, retry_in = ?delay, "database not ready; will retry migrations");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
+}
+
+/// CORS as DESIGN §9: the configured origins, with credentials, and the headers clients send.
+fn cors(origins: &[String]) -> Cors {
+    origins
+        .iter()
+        .fold(Cors::default(), |cors, origin| cors.allowed_origin(origin))
+        .allowed_methods([Method::GET, Method::POST, Method::PUT, Method::OPTIONS])
+        .allowed_headers([
+            header::AUTHORIZATION,
+            header::CONTENT_TYPE,
+            header::ACCEPT,
+            header::HeaderName::from_static("auth-token"),
+            header::HeaderName::from_static("content-md5"),
+            header::HeaderName::from_static("x-requested-with"),
+        ])
+        .expose_headers([header::HeaderName::from_static("x-request-id")])
+        .supports_credentials()
+        .max_age(3600)
+}
+
+fn json_config(limit: u64) -> web::JsonConfig {
+    web::JsonConfig::default()
+        .limit(saturating_usize(limit))
+        .error_handler(move |error, _| {
+            use actix_web::error::JsonPayloadError;
+            let api_error = match &error {
+                JsonPayloadError::Overflow { .. } | JsonPayloadError::OverflowKnownLength { .. } => {
+                    ApiError::payload_too_large(limit)
+                }
+                JsonPayloadError::ContentType => ApiError::new(
+                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                    "unsupported-media-type",
+                    "send application/json",
+                ),
+                other => ApiError::bad_request("invalid-json", other.to_string()),
+            };
+            actix_web::error::InternalError::from_response(error, api_error.error_response()).into()
+        })
+}
+
+fn saturating_usize(value: u64) -> usize {
+    usize::try_from(value).unwrap_or(usize::MAX)
+}
+
+async fn not_found(request: actix_web::HttpRequest) -> Result<actix_web::HttpResponse, ApiError> {
+    Err(ApiError::not_found(format!("no route for {}", request.path())))
+}
