@@ -1,1 +1,12 @@
+//! HTTP tests against the real gateway, once per backend. One test binary, so linking stays cheap.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "test code: a failure fails the test"
+)]
+
+mod gateway;
+mod logging;
+mod postgres_outage;

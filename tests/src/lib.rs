@@ -1,1 +1,292 @@
-//! Harness.
+//! The test harness: starts the real gateway on port 0 for a backend, each test with its own database, and gives
+//! typed request helpers. A service a test needs and cannot reach fails the test; nothing skips.
+
+#![allow(
+    clippy::expect_used,
+    clippy::panic,
+    reason = "test harness: a failure to set up must fail the test loudly"
+)]
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use conductor::Settings;
+use conductor::startup::Application;
+use conductor_store::testing::TestDatabase;
+use reqwest::StatusCode;
+use serde_json::Value;
+
+/// The backends a test can run on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    /// The embedded default: a temp SQLite file.
+    Sqlite,
+    /// A fresh database on the test PostgreSQL, dropped afterwards.
+    Postgres,
+}
+
+impl Backend {
+    pub const ALL: [Self; 2] = [Self::Sqlite, Self::Postgres];
+}
+
+/// A running gateway and what it owns; dropping it stops the server and removes its database and files.
+#[derive(Debug)]
+pub struct TestApp {
+    pub address: String,
+    pub port: u16,
+    pub client: reqwest::Client,
+    handle: actix_web::dev::ServerHandle,
+    _database: Option<TestDatabase>,
+    _data_dir: tempfile::TempDir,
+}
+
+/// Starts the gateway on `backend` with the test settings.
+pub async fn spawn_app(backend: Backend) -> TestApp {
+    spawn_app_with(backend, |_| {}).await
+}
+
+/// Starts the gateway on `backend`, letting the test adjust the settings first.
+pub async fn spawn_app_with(backend: Backend, customize: impl FnOnce(&mut Settings)) -> TestApp {
+    let database = match backend {
+        Backend::Sqlite => TestDatabase::sqlite(),
+        Backend::Postgres => TestDatabase::postgres(),
+    }
+    .expect("a test database");
+    let mut app = spawn_on_url(database.url(), customize).await;
+    app._database = Some(database);
+    app
+}
+
+/// Starts the gateway on a database URL the test manages itself (a throwaway cluster, say).
+pub async fn spawn_on_url(database_url: &str, customize: impl FnOnce(&mut Settings)) -> TestApp {
+    let data_dir = tempfile::tempdir().expect("a temp data dir");
+    let mut settings = Settings::default();
+    settings.server.bind = "127.0.0.1:0".parse().expect("an address");
+    settings.data_dir = data_dir.path().to_owned();
+    settings.database.url = Some(conductor::settings::ConnectionUrl::new(database_url));
+    settings.database.pool_size = 4;
+    customize(&mut settings);
+    let application = Application::build(settings).await.expect("the gateway starts");
+    let port = application.port();
+    let handle = application.handle();
+    tokio::spawn(application.run_until_stopped());
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(30))
+        .build()
+        .expect("an HTTP client");
+    TestApp {
+        address: format!("http://127.0.0.1:{port}"),
+        port,
+        client,
+        handle,
+        _database: None,
+        _data_dir: data_dir,
+    }
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.address)
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self._data_dir.path().to_owned()
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client
+            .get(self.url(path))
+            .send()
+            .await
+            .expect("GET answered")
+    }
+
+    /// GET, returning the status and the body parsed as JSON (failing the test if it is not JSON).
+    pub async fn get_json(&self, path: &str) -> (StatusCode, Value) {
+        let response = self.get(path).await;
+        let status = response.status();
+        let text = response.text().await.expect("a body");
+        let json = serde_json::from_str(&text)
+            .unwrap_or_else(|e| panic!("GET {path} answered {status} {text:?}: {e}"));
+        (status, json)
+    }
+
+    /// POST a form body, returning status and JSON.
+    pub async fn post_form(&self, path: &str, form: &[(&str, &str)]) -> (StatusCode, Value) {
+        let response = self
+            .client
+            .post(self.url(path))
+            .form(form)
+            .send()
+            .await
+            .expect("POST answered");
+        let status = response.status();
+        (status, response.json().await.expect("a JSON body"))
+    }
+
+    pub async fn readyz(&self) -> StatusCode {
+        self.get("/readyz").await.status()
+    }
+
+    /// Polls `/readyz` until it answers `want` or `within` passes; returns whether it did.
+    pub async fn wait_for_readiness(&self, want: StatusCode, within: Duration) -> bool {
+        let deadline = Instant::now() + within;
+        loop {
+            if self.readyz().await == want {
+                return true;
+            }
+            if Instant::now() > deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// The value of one series of `/metrics`, or 0 when it has not been recorded yet.
+    pub async fn metric(&self, series: &str) -> f64 {
+        let text = self.get("/metrics").await.text().await.expect("metrics text");
+        text.lines()
+            .find_map(|line| {
+                line.strip_prefix(series)
+                    .and_then(|rest| rest.trim().parse().ok())
+            })
+            .unwrap_or(0.0)
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        // Stop accepting and let the workers finish; the runtime may end before this completes.
+        drop(self.handle.stop(false));
+    }
+}
+
+/// A PostgreSQL cluster of the test's own on a random port, never the machine's shared one, so a test can stop
+/// and start it. Removed when dropped.
+#[derive(Debug)]
+pub struct ThrowawayPostgres {
+    dir: tempfile::TempDir,
+    bin: PathBuf,
+    port: u16,
+    as_postgres: bool,
+}
+
+impl ThrowawayPostgres {
+    /// Creates the cluster (initdb) without starting it.
+    pub fn init() -> Result<Self> {
+        let bin = postgres_bin_dir()?;
+        let dir = tempfile::Builder::new().prefix("conductor-pg-").tempdir()?;
+        let as_postgres = is_root()?;
+        if as_postgres {
+            // initdb refuses to run as root; the cluster belongs to the postgres user.
+            run(Command::new("chown")
+                .args(["-R", "postgres:postgres"])
+                .arg(dir.path()))?;
+        }
+        let port = free_port()?;
+        let cluster = Self {
+            dir,
+            bin,
+            port,
+            as_postgres,
+        };
+        let data = cluster.data_dir();
+        run(cluster
+            .command("initdb")
+            .args(["-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync", "-D"])
+            .arg(&data))?;
+        Ok(cluster)
+    }
+
+    fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    fn command(&self, program: &str) -> Command {
+        let program = self.bin.join(program);
+        if self.as_postgres {
+            let mut command = Command::new("runuser");
+            command.args(["-u", "postgres", "--"]).arg(program);
+            command
+        } else {
+            Command::new(program)
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+
+    pub fn start(&self) -> Result<()> {
+        let options = format!(
+            "-c listen_addresses=127.0.0.1 -p {} -k {} -c fsync=off",
+            self.port,
+            self.dir.path().display()
+        );
+        run(self
+            .command("pg_ctl")
+            .arg("-D")
+            .arg(self.data_dir())
+            .arg("-l")
+            .arg(self.dir.path().join("server.log"))
+            .args(["-o", &options, "-w", "start"]))
+    }
+
+    pub fn stop(&self) -> Result<()> {
+        run(self
+            .command("pg_ctl")
+            .arg("-D")
+            .arg(self.data_dir())
+            .args(["-m", "fast", "-w", "stop"]))
+    }
+}
+
+impl Drop for ThrowawayPostgres {
+    fn drop(&mut self) {
+        let _ = self.stop();
+    }
+}
+
+fn run(command: &mut Command) -> Result<()> {
+    let output = command.output().with_context(|| format!("running {command:?}"))?;
+    if !output.status.success() {
+        bail!(
+            "{command:?} failed: {}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    Ok(())
+}
+
+fn is_root() -> Result<bool> {
+    let output = Command::new("id").arg("-u").output().context("running id -u")?;
+    Ok(String::from_utf8_lossy(&output.stdout).trim() == "0")
+}
+
+/// The newest installed PostgreSQL's binaries (Debian keeps them under /usr/lib/postgresql/<version>/bin).
+fn postgres_bin_dir() -> Result<PathBuf> {
+    let mut versions: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+        .context("PostgreSQL server binaries under /usr/lib/postgresql (./scripts/test installs them)")?
+        .filter_map(|entry| {
+            let entry = entry.ok()?;
+            let version = entry.file_name().to_string_lossy().parse().ok()?;
+            let bin = entry.path().join("bin");
+            bin.join("initdb").exists().then_some((version, bin))
+        })
+        .collect();
+    versions.sort();
+    versions
+        .pop()
+        .map(|(_, bin)| bin)
+        .context("no initdb under /usr/lib/postgresql/*/bin")
+}
+
+/// A port nothing listens on right now.
+pub fn free_port() -> Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}

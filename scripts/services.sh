@@ -1,0 +1,66 @@
+# Helpers for scripts/test and scripts/run: install and start what the project needs on a Debian machine.
+# Sourced, not run. Every function is idempotent: it does nothing when the thing is already there.
+
+step() { printf '\n==> %s\n' "$*"; }
+
+as_root() {
+  if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+# Debian packages the build and the tests need: libpq for diesel's PostgreSQL driver, a PostgreSQL server for the
+# tests (and its initdb for the throwaway clusters), Redis, and a C compiler for the bundled SQLite.
+ensure_system_packages() {
+  local wanted=(libpq-dev postgresql redis-server pkg-config gcc libc6-dev)
+  local missing=()
+  for package in "${wanted[@]}"; do
+    dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
+  done
+  if [ "${#missing[@]}" -gt 0 ]; then
+    step "installing ${missing[*]}"
+    as_root apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq --no-install-recommends "${missing[@]}"
+  fi
+}
+
+ensure_rust_tools() {
+  if ! cargo fmt --version >/dev/null 2>&1 || ! cargo clippy --version >/dev/null 2>&1; then
+    step "adding rustfmt and clippy"
+    rustup component add rustfmt clippy
+  fi
+}
+
+# The machine's PostgreSQL on 127.0.0.1:5432, reachable as postgres without a password (tests create and drop
+# databases of their own there; tests that stop a server use throwaway clusters instead).
+ensure_postgres() {
+  local version
+  version=$(ls /etc/postgresql 2>/dev/null | sort -V | tail -n 1)
+  if [ -z "$version" ]; then
+    version=$(ls /usr/lib/postgresql | sort -V | tail -n 1)
+    step "creating the PostgreSQL $version main cluster"
+    as_root pg_createcluster "$version" main
+  fi
+  if ! pg_isready -q -h 127.0.0.1 -p 5432; then
+    step "starting PostgreSQL $version"
+    as_root pg_ctlcluster --skip-systemctl-redirect "$version" main start
+    for _ in $(seq 1 30); do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 1; done
+  fi
+  if ! psql -X -q -h 127.0.0.1 -U postgres -d postgres -c 'select 1' >/dev/null 2>&1; then
+    # A fresh Debian cluster asks for a password on TCP; this is a test server, so trust loopback.
+    step "trusting loopback connections to the test PostgreSQL"
+    local hba="/etc/postgresql/$version/main/pg_hba.conf"
+    as_root sed -i '1i host all all 127.0.0.1/32 trust' "$hba"
+    as_root pg_ctlcluster --skip-systemctl-redirect "$version" main reload
+    sleep 1
+    psql -X -q -h 127.0.0.1 -U postgres -d postgres -c 'select 1' >/dev/null
+  fi
+}
+
+ensure_redis() {
+  if ! redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then
+    step "starting Redis"
+    as_root mkdir -p /var/lib/redis /var/log/redis
+    as_root redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save "" --appendonly no \
+      --dir /var/lib/redis --logfile /var/log/redis/conductor-test.log
+    for _ in $(seq 1 30); do redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1 && break; sleep 0.2; done
+  fi
+}
