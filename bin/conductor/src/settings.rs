@@ -180,6 +180,7 @@ impl Environment {
 struct Layer {
     name: String,
     source: Box<dyn config::Source + Send + Sync>,
+    from_conductor_variables: bool,
 }
 
 impl Settings {
@@ -194,19 +195,20 @@ impl Settings {
             if let Err(error) = alone {
                 return Err(SettingsError::Layer {
                     layer: layer.name.clone(),
-                    message: describe(&error),
+                    message: describe(&error, layer),
                 });
             }
         }
         let merged = layers.into_iter().fold(Config::builder(), |builder, layer| {
             builder.add_source(vec![layer.source])
         });
+        // Each layer deserialized alone, so the merge can only fail on what no single layer had.
         let settings: Self = merged
             .build()
             .and_then(Config::try_deserialize)
             .map_err(|error| SettingsError::Layer {
                 layer: "merged configuration".into(),
-                message: describe(&error),
+                message: error.to_string(),
             })?;
         settings.validate()?;
         Ok(settings)
@@ -304,6 +306,7 @@ fn layers(config_dir: &Path, env: &Environment) -> Result<Vec<Layer>, SettingsEr
     let file = |path: PathBuf, required: bool| Layer {
         name: path.display().to_string(),
         source: Box::new(File::from(path).format(FileFormat::Toml).required(required)),
+        from_conductor_variables: false,
     };
     let mut layers = vec![
         file(config_dir.join("default.toml"), false),
@@ -323,6 +326,7 @@ fn layers(config_dir: &Path, env: &Environment) -> Result<Vec<Layer>, SettingsEr
     layers.push(Layer {
         name: "the original OS_* variables".into(),
         source: Box::new(original_variables(env)),
+        from_conductor_variables: false,
     });
     let ours: config::Map<String, String> = env
         .vars
@@ -341,6 +345,7 @@ fn layers(config_dir: &Path, env: &Environment) -> Result<Vec<Layer>, SettingsEr
     layers.push(Layer {
         name: "CONDUCTOR__* variables".into(),
         source: Box::new(environment.source(Some(ours))),
+        from_conductor_variables: true,
     });
     Ok(layers)
 }
@@ -383,30 +388,54 @@ impl config::Source for MappedVariables {
     }
 }
 
-/// Turns config's "unknown field `x` … for key `a.b`" into the full key a deployer searches for.
-fn describe(error: &ConfigError) -> String {
-    if let ConfigError::At {
-        error: inner,
-        key,
-        origin,
-    } = error
-        && let ConfigError::Message(message) = inner.as_ref()
-        && let Some(rest) = message.strip_prefix("unknown field `")
-        && let Some((field, expected)) = rest.split_once('`')
-    {
-        let full = key
-            .as_deref()
-            .map_or_else(|| field.to_owned(), |k| format!("{k}.{field}"));
-        let from = origin.as_deref().map(|o| format!(" in {o}")).unwrap_or_default();
-        return format!("unknown key `{full}`{from};{}", expected.trim_start_matches(','));
+/// A config error as a deployer wants to read it: the full key, and for a `CONDUCTOR__` layer the variable.
+fn describe(error: &ConfigError, layer: &Layer) -> String {
+    let (message, key) = match error {
+        ConfigError::At {
+            error: inner,
+            key,
+            origin,
+        } => match unknown_field(inner) {
+            Some((field, expected)) => {
+                let full = key
+                    .as_deref()
+                    .map_or_else(|| field.to_owned(), |k| format!("{k}.{field}"));
+                let from = origin.as_deref().map(|o| format!(" in {o}")).unwrap_or_default();
+                (format!("unknown key `{full}`{from};{expected}"), Some(full))
+            }
+            None => (error.to_string(), key.clone()),
+        },
+        ConfigError::Message(_) => match unknown_field(error) {
+            Some((field, expected)) => (
+                format!("unknown key `{field}`;{expected}"),
+                Some(field.to_owned()),
+            ),
+            None => (error.to_string(), None),
+        },
+        ConfigError::Type { key, .. } => (error.to_string(), key.clone()),
+        other => (other.to_string(), None),
+    };
+    match key {
+        Some(key) if layer.from_conductor_variables => format!("{message} (set by {})", variable_for(&key)),
+        _ => message,
     }
-    if let ConfigError::Message(message) = error
-        && let Some(rest) = message.strip_prefix("unknown field `")
-        && let Some((field, expected)) = rest.split_once('`')
-    {
-        return format!("unknown key `{field}`;{}", expected.trim_start_matches(','));
-    }
-    error.to_string()
+}
+
+/// serde's "unknown field `x`, expected …" as (`x`, " expected …").
+fn unknown_field(error: &ConfigError) -> Option<(&str, &str)> {
+    let ConfigError::Message(message) = error else {
+        return None;
+    };
+    let (field, expected) = message.strip_prefix("unknown field `")?.split_once('`')?;
+    Some((field, expected.trim_start_matches(',')))
+}
+
+/// The `CONDUCTOR__` variable that sets `key`.
+fn variable_for(key: &str) -> String {
+    format!(
+        "{ENV_PREFIX}{ENV_SEPARATOR}{}",
+        key.replace('.', ENV_SEPARATOR).to_uppercase()
+    )
 }
 
 #[cfg(test)]
