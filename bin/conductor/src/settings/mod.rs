@@ -5,6 +5,8 @@
 //! `CONDUCTOR__SECTION__KEY` variables. Each layer is first checked on its own, so an unknown key or a malformed
 //! value is reported with the layer it came from; then all are merged into one typed [`Settings`].
 
+pub mod auth;
+
 use std::collections::BTreeMap;
 use std::fmt;
 use std::net::SocketAddr;
@@ -12,13 +14,20 @@ use std::path::{Path, PathBuf};
 
 use bytesize::ByteSize;
 use config::{Config, ConfigError, File, FileFormat};
+use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize, Serializer};
 use url::Url;
+
+pub use self::auth::{AuthSettings, GOOGLE_ISSUER, KeySettings, ProviderSettings, Secret};
 
 const ENV_PREFIX: &str = "CONDUCTOR";
 const ENV_SEPARATOR: &str = "__";
 /// Keys whose `CONDUCTOR__` variable is a comma-separated list.
-const LIST_KEYS: &[&str] = &["server.cors.allowed_origins"];
+const LIST_KEYS: &[&str] = &[
+    "server.cors.allowed_origins",
+    "auth.redirect_allowlist",
+    "auth.keys.retired_public_key_files",
+];
 
 #[derive(Debug, thiserror::Error)]
 pub enum SettingsError {
@@ -37,6 +46,10 @@ pub struct Settings {
     pub data_dir: PathBuf,
     pub database: DatabaseSettings,
     pub cache: CacheSettings,
+    pub auth: AuthSettings,
+    /// `CONDUCTOR_ENV`: chooses the profile file, and `production` turns fallbacks into errors.
+    #[serde(skip)]
+    pub profile: String,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -53,7 +66,7 @@ pub struct ServerSettings {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct CorsSettings {
-    /// Origins allowed to call with credentials. Unset: the origin of `server.base_url`.
+    /// Origins allowed to call with credentials. Unset: the origins of `auth.redirect_allowlist`.
     pub allowed_origins: Option<Vec<String>>,
 }
 
@@ -81,6 +94,8 @@ impl Default for Settings {
             data_dir: PathBuf::from("var"),
             database: DatabaseSettings::default(),
             cache: CacheSettings::default(),
+            auth: AuthSettings::default(),
+            profile: "development".to_owned(),
         }
     }
 }
@@ -210,6 +225,8 @@ impl Settings {
                 layer: "merged configuration".into(),
                 message: error.to_string(),
             })?;
+        let mut settings = settings;
+        settings.profile = env.profile().to_owned();
         settings.validate()?;
         Ok(settings)
     }
@@ -254,7 +271,75 @@ impl Settings {
             });
         }
         self.cors_origins()?;
+        self.validate_auth()
+    }
+
+    fn validate_auth(&self) -> Result<(), SettingsError> {
+        let auth = &self.auth;
+        let invalid = |key: &'static str, message: String| SettingsError::Invalid { key, message };
+        self.redirect_allowlist()?;
+        for (key, ttl) in [
+            ("auth.user_token_ttl", auth.user_token_ttl),
+            ("auth.permission_token_ttl", auth.permission_token_ttl),
+        ] {
+            if ttl.is_zero() {
+                return Err(invalid(key, "must be above zero".into()));
+            }
+        }
+        for (name, provider) in &auth.providers {
+            let valid_name = !name.is_empty()
+                && name.len() <= 40
+                && name
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
+            if !valid_name || name == conductor_auth::DEV_PROVIDER {
+                return Err(invalid(
+                    "auth.providers",
+                    format!("{name:?} is not a provider name: use a-z, 0-9, '-' and '_' (and not \"dev\")"),
+                ));
+            }
+            if provider.client_secret.is_some() && provider.client_secret_file.is_some() {
+                return Err(invalid(
+                    "auth.providers",
+                    format!("{name}: set client_secret or client_secret_file, not both"),
+                ));
+            }
+            if !provider.scopes.iter().any(|s| s == "openid") {
+                return Err(invalid(
+                    "auth.providers",
+                    format!("{name}: scopes must include \"openid\""),
+                ));
+            }
+        }
+        if self.is_production() {
+            if auth.dev_login {
+                return Err(invalid(
+                    "auth.dev_login",
+                    "the dev provider cannot be enabled in production".into(),
+                ));
+            }
+            if !auth.keys.is_configured() {
+                return Err(invalid(
+                    "auth.keys",
+                    "production needs a signing key: set auth.keys.private_key_file (or OS_CONDUCTOR_SECRETS_0..3)".into(),
+                ));
+            }
+        }
         Ok(())
+    }
+
+    pub fn is_production(&self) -> bool {
+        self.profile == "production"
+    }
+
+    /// `auth.redirect_allowlist`, parsed.
+    pub fn redirect_allowlist(&self) -> Result<conductor_auth::RedirectAllowlist, SettingsError> {
+        conductor_auth::RedirectAllowlist::new(&self.auth.redirect_allowlist).map_err(|e| {
+            SettingsError::Invalid {
+                key: "auth.redirect_allowlist",
+                message: e.to_string(),
+            }
+        })
     }
 
     /// The database to use: `database.url`, or the SQLite file under `data_dir`.
@@ -275,7 +360,7 @@ impl Settings {
             message,
         };
         match &self.server.cors.allowed_origins {
-            None => Ok(vec![self.server.base_url.origin().ascii_serialization()]),
+            None => Ok(self.redirect_allowlist()?.origins()),
             Some(origins) => origins
                 .iter()
                 .map(|raw| {
@@ -325,7 +410,7 @@ fn layers(config_dir: &Path, env: &Environment) -> Result<Vec<Layer>, SettingsEr
     }
     layers.push(Layer {
         name: "the original OS_* variables".into(),
-        source: Box::new(original_variables(env)),
+        source: Box::new(original_variables(env)?),
         from_conductor_variables: false,
     });
     let ours: config::Map<String, String> = env
@@ -351,7 +436,7 @@ fn layers(config_dir: &Path, env: &Environment) -> Result<Vec<Layer>, SettingsEr
 }
 
 /// The original service's variables, mapped onto our keys (DESIGN §9). Later issues add theirs here.
-fn original_variables(env: &Environment) -> MappedVariables {
+fn original_variables(env: &Environment) -> Result<MappedVariables, SettingsError> {
     let mut values = config::Map::new();
     let mut set = |var: &str, key: &str, value: String| {
         values.insert(key.to_owned(), config::Value::new(Some(&var.to_owned()), value));
@@ -371,7 +456,33 @@ fn original_variables(env: &Environment) -> MappedVariables {
         };
         set("OS_API_CACHE", "cache.redis_url", url);
     }
-    MappedVariables(values)
+    let pieces: Vec<&str> = (0..conductor_auth::bundle::PIECES)
+        .filter_map(|i| env.get(&format!("OS_CONDUCTOR_SECRETS_{i}")))
+        .collect();
+    if !pieces.is_empty() {
+        let bundle = conductor_auth::SecretsBundle::decode(&pieces).map_err(|e| SettingsError::Layer {
+            layer: "OS_CONDUCTOR_SECRETS_0..3".into(),
+            message: e.to_string(),
+        })?;
+        let var = "OS_CONDUCTOR_SECRETS";
+        set(
+            var,
+            "auth.keys.private_key_pem",
+            bundle.private_pem.expose_secret().to_owned(),
+        );
+        set(var, "auth.keys.public_key_pem", bundle.public_pem);
+        if let (Some(id), Some(secret)) = (bundle.google_client_id, bundle.google_client_secret) {
+            set(var, "auth.providers.google.issuer_url", GOOGLE_ISSUER.to_owned());
+            set(var, "auth.providers.google.client_id", id);
+            set(
+                var,
+                "auth.providers.google.client_secret",
+                secret.expose_secret().to_owned(),
+            );
+            set(var, "auth.providers.google.display_name", "Google".to_owned());
+        }
+    }
+    Ok(MappedVariables(values))
 }
 
 /// A configuration source of already-mapped keys, each value remembering the variable it came from.
@@ -476,9 +587,13 @@ mod tests {
         assert_eq!(settings, Settings::default());
         for profile in ["development", "production", "test"] {
             let text = fs::read_to_string(shipped.join(format!("{profile}.toml"))).unwrap();
+            let key = (
+                "CONDUCTOR__AUTH__KEYS__PRIVATE_KEY_FILE",
+                "/etc/conductor/private.pem",
+            );
             load(
                 &[(&format!("{profile}.toml"), &text)],
-                &[("CONDUCTOR_ENV", profile)],
+                &[("CONDUCTOR_ENV", profile), key],
             )
             .unwrap_or_else(|e| panic!("config/{profile}.toml: {e}"));
         }
@@ -529,10 +644,11 @@ mod tests {
             ("development.toml", "data_dir = 'dev'"),
         ];
         assert_eq!(load(&files, &[]).unwrap().data_dir, PathBuf::from("dev"));
-        assert_eq!(
-            load(&files, &[("CONDUCTOR_ENV", "production")]).unwrap().data_dir,
-            PathBuf::from("prod")
-        );
+        let production = [
+            ("CONDUCTOR_ENV", "production"),
+            ("CONDUCTOR__AUTH__KEYS__PRIVATE_KEY_FILE", "/k.pem"),
+        ];
+        assert_eq!(load(&files, &production).unwrap().data_dir, PathBuf::from("prod"));
     }
 
     #[test]
@@ -689,5 +805,103 @@ mod tests {
             assert!(!text.contains("hunter2") && !text.contains("hunter3"), "{text}");
             assert!(text.contains("postgres://app:[REDACTED]@db/conductor"), "{text}");
         }
+    }
+
+    #[test]
+    fn the_original_secrets_bundle_sets_keys_and_the_google_provider() {
+        let bundle = conductor_auth::SecretsBundle {
+            private_pem: secrecy::SecretString::from("PRIVATE PEM"),
+            public_pem: "PUBLIC PEM".into(),
+            google_client_id: Some("client.apps.googleusercontent.com".into()),
+            google_client_secret: Some(secrecy::SecretString::from("g-secret")),
+        };
+        let pieces = bundle.encode().unwrap();
+        let env: Vec<(String, &str)> = pieces
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (format!("OS_CONDUCTOR_SECRETS_{i}"), p.as_str()))
+            .collect();
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+        let settings = load(&[], &env).unwrap();
+        assert_eq!(
+            settings.auth.keys.private_key_pem.as_ref().map(Secret::expose),
+            Some("PRIVATE PEM")
+        );
+        assert_eq!(settings.auth.keys.public_key_pem.as_deref(), Some("PUBLIC PEM"));
+        let google = &settings.auth.providers["google"];
+        assert_eq!(google.issuer_url.as_str(), "https://accounts.google.com/");
+        assert_eq!(
+            google.client_secret.as_ref().map(Secret::expose),
+            Some("g-secret")
+        );
+        let shown = settings.to_redacted_toml().unwrap();
+        assert!(
+            !shown.contains("g-secret") && !shown.contains("PRIVATE PEM"),
+            "{shown}"
+        );
+
+        let error = load(&[], &[("OS_CONDUCTOR_SECRETS_0", "garbage!")])
+            .unwrap_err()
+            .to_string();
+        assert!(error.starts_with("OS_CONDUCTOR_SECRETS_0..3"), "{error}");
+    }
+
+    #[test]
+    fn production_refuses_the_dev_provider_and_missing_keys() {
+        let error = load(&[], &[("CONDUCTOR_ENV", "production")])
+            .unwrap_err()
+            .to_string();
+        assert!(error.starts_with("auth.keys"), "{error}");
+        let error = load(
+            &[],
+            &[
+                ("CONDUCTOR_ENV", "production"),
+                ("CONDUCTOR__AUTH__KEYS__PRIVATE_KEY_FILE", "/k.pem"),
+                ("CONDUCTOR__AUTH__DEV_LOGIN", "true"),
+            ],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(error.starts_with("auth.dev_login"), "{error}");
+    }
+
+    #[test]
+    fn auth_values_are_checked() {
+        let cases = [
+            (
+                "CONDUCTOR__AUTH__REDIRECT_ALLOWLIST",
+                "not-a-url",
+                "auth.redirect_allowlist",
+            ),
+            ("CONDUCTOR__AUTH__USER_TOKEN_TTL", "0s", "auth.user_token_ttl"),
+            (
+                "CONDUCTOR__AUTH__PROVIDERS__DEV__ISSUER_URL",
+                "https://x.example",
+                "auth.providers",
+            ),
+        ];
+        for (var, value, key) in cases {
+            let mut env = vec![(var, value)];
+            if key == "auth.providers" {
+                env.push(("CONDUCTOR__AUTH__PROVIDERS__DEV__CLIENT_ID", "x"));
+            }
+            let error = load(&[], &env).unwrap_err().to_string();
+            assert!(error.starts_with(key), "{var}={value}: {error}");
+        }
+        let error = load(&[], &[("CONDUCTOR__AUTH__USER_TOKEN_TTL", "fortnight")])
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("auth.user_token_ttl"), "{error}");
+        let settings = load(
+            &[],
+            &[(
+                "CONDUCTOR__AUTH__REDIRECT_ALLOWLIST",
+                "https://a.example/app/,https://b.example/",
+            )],
+        );
+        assert_eq!(
+            settings.unwrap().cors_origins().unwrap(),
+            ["https://a.example", "https://b.example"]
+        );
     }
 }

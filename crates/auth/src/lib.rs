@@ -1,0 +1,22 @@
+//! Conductor's identity and access crate, usable on its own by other Rust services.
+//!
+//! - [`keys`]: the RS256 key set, with RFC 7638 `kid`s, retired keys and development keys.
+//! - [`tokens`]: issuing and verifying user and permission tokens.
+//! - [`verifier`]: a [`Verifier`] for services that accept Conductor's permission tokens (from a PEM or a JWKS
+//!   URL), and with the `actix` feature an actix-web extractor.
+//! - [`redirect`]: the login redirect allow-list.
+//! - [`bundle`]: the original service's `OS_CONDUCTOR_SECRETS_0..3` bundle.
+//! - [`oidc`]: the OpenID Connect login flow.
+
+pub mod bundle;
+pub mod keys;
+pub mod redirect;
+pub mod tokens;
+
+pub use bundle::SecretsBundle;
+pub use keys::{KeyError, KeySet, PublicKey};
+pub use redirect::{RedirectAllowlist, RedirectError, deliver_token};
+pub use tokens::{PermissionClaims, TokenError, TokenIssuer, TokenPolicy, UserClaims};
+
+/// The name of the development login provider (DESIGN §5).
+pub const DEV_PROVIDER: &str = "dev";
