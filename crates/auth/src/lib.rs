@@ -8,15 +8,20 @@
 //! - [`bundle`]: the original service's `OS_CONDUCTOR_SECRETS_0..3` bundle.
 //! - [`oidc`]: the OpenID Connect login flow.
 
+#[cfg(feature = "actix")]
+pub mod actix;
 pub mod bundle;
 pub mod keys;
+pub mod oidc;
 pub mod redirect;
 pub mod tokens;
+pub mod verifier;
 
 pub use bundle::SecretsBundle;
 pub use keys::{KeyError, KeySet, PublicKey};
 pub use redirect::{RedirectAllowlist, RedirectError, deliver_token};
 pub use tokens::{PermissionClaims, TokenError, TokenIssuer, TokenPolicy, UserClaims};
+pub use verifier::{Verifier, VerifyError, request_token};
 
 /// The name of the development login provider (DESIGN §5).
 pub const DEV_PROVIDER: &str = "dev";

@@ -71,6 +71,13 @@ pub struct PermissionClaims {
     pub aud: Option<String>,
 }
 
+impl PermissionClaims {
+    /// Whether the token grants `permission` (only JSON `true` does).
+    pub fn grants(&self, permission: &str) -> bool {
+        self.permissions.get(permission) == Some(&Value::Bool(true))
+    }
+}
+
 /// Where verification finds keys: a key set of our own, or keys fetched from a JWKS.
 pub(crate) trait KeyLookup {
     fn key(&self, kid: Option<&str>) -> Option<DecodingKey>;
