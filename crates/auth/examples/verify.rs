@@ -8,6 +8,8 @@
 //! Prints the token's claims as JSON and exits 0 when the token is valid and grants the permission for the
 //! service; prints the reason and exits 1 otherwise. Add a fifth argument to require that issuer (`iss`).
 
+#![allow(clippy::print_stdout, reason = "a command-line example prints its result")]
+
 use std::process::ExitCode;
 
 use conductor_auth::Verifier;
