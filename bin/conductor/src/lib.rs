@@ -3,6 +3,7 @@
 
 pub mod cli;
 pub mod error;
+pub mod identity;
 pub mod metrics;
 pub mod middleware;
 pub mod params;

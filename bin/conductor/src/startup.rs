@@ -9,10 +9,12 @@ use actix_web::dev::{Server, ServerHandle};
 use actix_web::http::{Method, StatusCode, header};
 use actix_web::middleware::{ErrorHandlers, from_fn};
 use actix_web::{App, HttpServer, ResponseError, web};
+use conductor_core::{Clock, SystemClock};
 use conductor_store::{Database, DatabaseUrl, StoreError};
 use tracing_actix_web::TracingLogger;
 
 use crate::error::ApiError;
+use crate::identity::Identity;
 use crate::metrics::Metrics;
 use crate::middleware::{self, BodyLimit};
 use crate::routes;
@@ -29,6 +31,10 @@ pub enum StartupError {
     Bind { address: String, source: std::io::Error },
     #[error("metrics: {0}")]
     Metrics(#[from] prometheus::Error),
+    #[error("signing key: {0}")]
+    Keys(#[from] conductor_auth::KeyError),
+    #[error("{0}")]
+    Identity(String),
 }
 
 /// A running gateway: bound to its port, serving until stopped.
@@ -52,6 +58,8 @@ impl Application {
         let database_url = DatabaseUrl::parse(settings.database_url().expose())?;
         let database = Arc::new(Database::open(&database_url, settings.database.pool_size)?);
         tracing::info!(backend = %database.backend(), "database configured");
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        let identity = web::Data::new(Identity::build(&settings, database.repositories(), clock)?);
         if settings.database.auto_migrate {
             tokio::spawn(migrate_when_reachable(database.clone()));
         }
@@ -75,11 +83,14 @@ impl Application {
                 .app_data(settings.clone())
                 .app_data(database.clone())
                 .app_data(metrics.clone())
+                .app_data(identity.clone())
                 .app_data(web::Data::new(BodyLimit(body_limit)))
                 .app_data(web::PayloadConfig::new(saturating_usize(body_limit)))
                 .app_data(json_config(body_limit))
                 .app_data(web::FormConfig::default().limit(saturating_usize(body_limit)))
                 .configure(routes::health::configure)
+                .configure(routes::user::configure)
+                .configure(routes::oauth::configure)
                 .default_service(web::to(not_found))
                 // Outermost last: tracing sees every request, metrics count even refused ones.
                 .wrap(

@@ -8,6 +8,7 @@
 //! - [`bundle`]: the original service's `OS_CONDUCTOR_SECRETS_0..3` bundle.
 //! - [`oidc`]: the OpenID Connect login flow.
 
+pub mod account;
 #[cfg(feature = "actix")]
 pub mod actix;
 pub mod bundle;
@@ -17,6 +18,7 @@ pub mod redirect;
 pub mod tokens;
 pub mod verifier;
 
+pub use account::{AccountError, Accounts, Authorization};
 pub use bundle::SecretsBundle;
 pub use keys::{KeyError, KeySet, PublicKey};
 pub use redirect::{RedirectAllowlist, RedirectError, deliver_token};

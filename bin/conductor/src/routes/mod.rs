@@ -1,3 +1,6 @@
 //! The HTTP API, one `configure` per area.
 
 pub mod health;
+pub mod oauth;
+pub mod pages;
+pub mod user;

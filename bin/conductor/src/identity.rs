@@ -1,0 +1,207 @@
+//! The identity side of the gateway, wired once from the settings: accounts and tokens, the login flow, and the
+//! served auth library.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use conductor_auth::oidc::{LoginFlow, ProviderConfig};
+use conductor_auth::{Accounts, KeyError, KeySet, PublicKey, TokenIssuer, TokenPolicy};
+use conductor_core::Clock;
+use conductor_permissions::PermissionService;
+use conductor_store::Repositories;
+use secrecy::SecretString;
+use url::Url;
+
+use crate::settings::Settings;
+use crate::startup::StartupError;
+
+const LIB_JS: &str = include_str!("../assets/lib.js");
+const LIB_MJS: &str = include_str!("../assets/lib.mjs");
+const BASE_URL_PLACEHOLDER: &str = "__CONDUCTOR_BASE_URL__";
+
+/// Everything the `/user` and `/oauth` routes use.
+#[derive(Debug)]
+pub struct Identity {
+    pub accounts: Accounts,
+    pub login: LoginFlow,
+    pub permissions: PermissionService,
+    /// Whether the `dev` provider is active (configured, loopback base URL, not production).
+    pub dev_login: bool,
+    pub token_in_query: bool,
+    pub base_url: Url,
+    /// Cookies get `Secure` when the service is reached over https.
+    pub secure_cookies: bool,
+    pub clock: Arc<dyn Clock>,
+    /// `/user/lib` and `/user/lib.mjs` with the base URL filled in.
+    pub lib_js: String,
+    pub lib_mjs: String,
+}
+
+impl Identity {
+    pub fn build(
+        settings: &Settings,
+        repositories: &Repositories,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, StartupError> {
+        let keys = Arc::new(load_keys(settings)?);
+        tracing::info!(
+            kid = keys.current().kid(),
+            retired = keys.retired().len(),
+            "signing key loaded"
+        );
+        let base_url = settings.server.base_url.clone();
+        let tokens = TokenIssuer::new(
+            keys,
+            TokenPolicy {
+                issuer: base_url.to_string(),
+                user_ttl: settings.auth.user_token_ttl,
+                permission_ttl: settings.auth.permission_token_ttl,
+                permission_aud: settings.auth.permission_token_aud,
+            },
+        );
+        let permissions = PermissionService::new(repositories.permissions.clone());
+        let accounts = Accounts::new(
+            tokens,
+            repositories.users.clone(),
+            permissions.clone(),
+            clock.clone(),
+        );
+        let login = LoginFlow::new(
+            provider_configs(settings)?,
+            repositories.login_states.clone(),
+            settings.redirect_allowlist()?,
+            base_url.clone(),
+        )
+        .map_err(|e| StartupError::Identity(e.to_string()))?;
+        let base = base_url.as_str().trim_end_matches('/');
+        // The base URL goes inside a JavaScript string literal: refuse anything that could end it.
+        if base
+            .chars()
+            .any(|c| matches!(c, '\'' | '"' | '\\' | '<' | '>') || c.is_control())
+        {
+            return Err(StartupError::Identity(format!(
+                "server.base_url {base:?} cannot be served in /user/lib"
+            )));
+        }
+        Ok(Self {
+            accounts,
+            login,
+            permissions,
+            dev_login: dev_login_active(settings),
+            token_in_query: settings.auth.token_in_query,
+            secure_cookies: base_url.scheme() == "https",
+            base_url: base_url.clone(),
+            clock,
+            lib_js: LIB_JS.replace(BASE_URL_PLACEHOLDER, base),
+            lib_mjs: LIB_MJS.replace(BASE_URL_PLACEHOLDER, base),
+        })
+    }
+
+    /// `<base_url>/oauth/<provider>/login?next=<next>`: the URL `/user/check` offers for each provider.
+    pub fn login_url(&self, provider: &str, next: &str) -> String {
+        let mut url = self.base_url.clone();
+        url.set_path(&format!(
+            "{}/oauth/{provider}/login",
+            self.base_url.path().trim_end_matches('/')
+        ));
+        url.query_pairs_mut().append_pair("next", next);
+        url.into()
+    }
+}
+
+/// The signing key from the settings: a PEM file, PEM text (the env or the original's bundle), or in
+/// development a generated pair under `<data_dir>/keys`. Production without keys never gets here.
+fn load_keys(settings: &Settings) -> Result<KeySet, StartupError> {
+    let keys = &settings.auth.keys;
+    let retired = keys
+        .retired_public_key_files
+        .iter()
+        .map(|path| {
+            let pem = std::fs::read_to_string(path).map_err(|source| KeyError::Read {
+                path: path.clone(),
+                source,
+            })?;
+            PublicKey::from_pem(&pem, &path.display().to_string())
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let public_pem = match (&keys.public_key_file, &keys.public_key_pem) {
+        (Some(path), _) => Some(std::fs::read_to_string(path).map_err(|source| KeyError::Read {
+            path: path.clone(),
+            source,
+        })?),
+        (None, pem) => pem.clone(),
+    };
+    let set = match (&keys.private_key_file, &keys.private_key_pem) {
+        (Some(path), _) => {
+            let pem = std::fs::read_to_string(path).map_err(|source| KeyError::Read {
+                path: path.clone(),
+                source,
+            })?;
+            KeySet::from_pems(&pem, public_pem.as_deref(), retired)?
+        }
+        (None, Some(pem)) => KeySet::from_pems(pem.expose(), public_pem.as_deref(), retired)?,
+        (None, None) => {
+            tracing::warn!("no signing key configured: using the development key pair under data_dir/keys");
+            KeySet::development(&settings.data_dir.join("keys"))?
+        }
+    };
+    Ok(set)
+}
+
+fn provider_configs(settings: &Settings) -> Result<Vec<ProviderConfig>, StartupError> {
+    let base = &settings.server.base_url;
+    settings
+        .auth
+        .providers
+        .iter()
+        .map(|(name, provider)| {
+            let client_secret = match (&provider.client_secret, &provider.client_secret_file) {
+                (Some(secret), _) => Some(SecretString::from(secret.expose().to_owned())),
+                (None, Some(path)) => {
+                    let secret = std::fs::read_to_string(path).map_err(|e| {
+                        StartupError::Identity(format!(
+                            "auth.providers.{name}.client_secret_file {}: {e}",
+                            path.display()
+                        ))
+                    })?;
+                    Some(SecretString::from(secret.trim().to_owned()))
+                }
+                (None, None) => None,
+            };
+            // Google's registered redirect URI is the original's `/oauth/google_callback`.
+            let callback = if name == "google" {
+                "oauth/google_callback".to_owned()
+            } else {
+                format!("oauth/{name}/callback")
+            };
+            let mut redirect_url = base.clone();
+            redirect_url.set_path(&format!("{}/{callback}", base.path().trim_end_matches('/')));
+            Ok(ProviderConfig {
+                name: name.clone(),
+                display_name: provider.display_name.clone().unwrap_or_else(|| name.clone()),
+                issuer_url: provider.issuer_url.clone(),
+                client_id: provider.client_id.clone(),
+                client_secret,
+                scopes: provider.scopes.clone(),
+                redirect_url,
+            })
+        })
+        .collect()
+}
+
+/// The `dev` provider runs only where nobody else can reach it: a loopback base URL, outside production.
+fn dev_login_active(settings: &Settings) -> bool {
+    if !settings.auth.dev_login {
+        return false;
+    }
+    let loopback = match settings.server.base_url.host() {
+        Some(url::Host::Domain(domain)) => domain.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => IpAddr::V4(ip).is_loopback(),
+        Some(url::Host::Ipv6(ip)) => IpAddr::V6(ip).is_loopback(),
+        None => false,
+    };
+    if !loopback {
+        tracing::warn!(base_url = %settings.server.base_url, "auth.dev_login is set but the base URL is not loopback: the dev provider stays off");
+    }
+    loopback && !settings.is_production()
+}

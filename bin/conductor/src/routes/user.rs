@@ -1,0 +1,162 @@
+//! `/user/*` and the published keys: compatible with the original's answers (DESIGN §2).
+
+use actix_web::http::header::{self, CacheControl, CacheDirective};
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde_json::{Map, Value, json};
+
+use crate::error::{ApiError, ErrorShape};
+use crate::identity::Identity;
+use crate::params::Params;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(web::resource("/user/check").get(check))
+        .service(web::resource("/user/authorize").get(authorize))
+        .service(web::resource("/user/update").post(update))
+        .service(web::resource("/user/public-key").get(public_key))
+        .service(web::resource("/user/lib").get(lib_js))
+        .service(web::resource("/user/lib.mjs").get(lib_mjs))
+        .service(web::resource("/.well-known/jwks.json").get(jwks));
+}
+
+/// The request's token: `Authorization: Bearer`, `Auth-Token`, or the `jwt` parameter.
+pub fn token<'a>(request: &'a HttpRequest, params: &'a Params) -> Option<&'a str> {
+    let header = |name| {
+        request
+            .headers()
+            .get(name)
+            .and_then(|v: &header::HeaderValue| v.to_str().ok())
+    };
+    conductor_auth::request_token(
+        header(header::AUTHORIZATION),
+        header(header::HeaderName::from_static("auth-token")),
+        params.get("jwt"),
+    )
+}
+
+/// Who the user token belongs to, or where to log in. A missing, bad or expired token is "not authenticated".
+async fn check(
+    request: HttpRequest,
+    params: Params,
+    identity: web::Data<Identity>,
+) -> Result<HttpResponse, ApiError> {
+    if let Some(profile) = identity.accounts.current_user(token(&request, &params)).await? {
+        return Ok(HttpResponse::Ok().json(json!({
+            "authenticated": true,
+            "profile": {
+                "id": profile.provider_id,
+                "name": profile.name,
+                "email": profile.email,
+                "avatar_url": profile.avatar_url,
+                "idhash": profile.idhash,
+                "username": profile.username,
+            },
+        })));
+    }
+    let next = params.get("next").unwrap_or(identity.base_url.as_str());
+    let mut providers = Map::new();
+    let names = identity
+        .login
+        .providers()
+        .map(|(name, display)| (name.to_owned(), display.to_owned()));
+    let dev = identity.dev_login.then(|| {
+        (
+            conductor_auth::DEV_PROVIDER.to_owned(),
+            "Development login".to_owned(),
+        )
+    });
+    for (name, display) in names.chain(dev) {
+        providers.insert(
+            name.clone(),
+            json!({"url": identity.login_url(&name, next), "name": display}),
+        );
+    }
+    Ok(HttpResponse::Ok().json(json!({"authenticated": false, "providers": providers})))
+}
+
+/// A permission token for `service`. A bad user token answers 200 `{"permissions": {}}`, as the original did.
+async fn authorize(
+    request: HttpRequest,
+    params: Params,
+    identity: web::Data<Identity>,
+) -> Result<HttpResponse, ApiError> {
+    let service = params
+        .get("service")
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| ApiError::bad_request("missing-service", "the service parameter is required"))?;
+    Ok(
+        match identity
+            .accounts
+            .authorize(token(&request, &params), service)
+            .await?
+        {
+            Some(granted) => HttpResponse::Ok().json(json!({
+                "token": granted.token,
+                "userid": granted.userid,
+                "permissions": granted.permissions,
+                "service": granted.service,
+            })),
+            None => HttpResponse::Ok().json(json!({"permissions": {}})),
+        },
+    )
+}
+
+/// Sets the username, once. Other profile fields are ignored, as the original ignored them.
+async fn update(
+    request: HttpRequest,
+    params: Params,
+    identity: web::Data<Identity>,
+) -> Result<HttpResponse, ApiError> {
+    let shaped = |error: ApiError| error.with_shape(ErrorShape::Success);
+    let username = params.get("username").ok_or_else(|| {
+        shaped(ApiError::bad_request(
+            "missing-username",
+            "the username parameter is required",
+        ))
+    })?;
+    identity
+        .accounts
+        .set_username(token(&request, &params), username)
+        .await
+        .map_err(|e| shaped(e.into()))?;
+    Ok(HttpResponse::Ok().json(json!({"success": true})))
+}
+
+fn cached(seconds: u32) -> CacheControl {
+    CacheControl(vec![CacheDirective::Public, CacheDirective::MaxAge(seconds)])
+}
+
+/// The current public key as PEM, for services that verify permission tokens (as the original served it).
+async fn public_key(identity: web::Data<Identity>) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/plain; charset=utf-8")
+        .insert_header(cached(300))
+        .body(identity.accounts.tokens().keys().current().pem().to_owned())
+}
+
+/// The current and retired public keys. Cached briefly, so a key published ahead of use reaches verifiers.
+async fn jwks(identity: web::Data<Identity>) -> HttpResponse {
+    let keys: Value = serde_json::to_value(identity.accounts.tokens().keys().jwks()).unwrap_or_default();
+    HttpResponse::Ok().insert_header(cached(300)).json(keys)
+}
+
+async fn lib_js(identity: web::Data<Identity>) -> HttpResponse {
+    javascript(&identity.lib_js)
+}
+
+async fn lib_mjs(identity: web::Data<Identity>) -> HttpResponse {
+    let mut response = javascript(&identity.lib_mjs);
+    // Module scripts are fetched with CORS: any page may import this public, credential-free library.
+    response.headers_mut().insert(
+        header::ACCESS_CONTROL_ALLOW_ORIGIN,
+        header::HeaderValue::from_static("*"),
+    );
+    response
+}
+
+fn javascript(source: &str) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("application/javascript; charset=utf-8")
+        .insert_header(cached(3600))
+        .insert_header((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
+        .body(source.to_owned())
+}
