@@ -123,6 +123,29 @@ impl From<StoreError> for ApiError {
     }
 }
 
+impl From<conductor_auth::AccountError> for ApiError {
+    fn from(error: conductor_auth::AccountError) -> Self {
+        use conductor_auth::AccountError as E;
+        match error {
+            E::Unauthorized(_) => Self::new(StatusCode::UNAUTHORIZED, "unauthorized", error.to_string()),
+            E::UnknownUser => Self::new(StatusCode::NOT_FOUND, "unknown-user", error.to_string()),
+            E::InvalidUsername => Self::bad_request("invalid-username", error.to_string()),
+            E::UsernameTaken => Self::new(StatusCode::CONFLICT, "username-taken", error.to_string()),
+            E::UsernameAlreadySet => {
+                Self::new(StatusCode::CONFLICT, "username-already-set", error.to_string())
+            }
+            E::InvalidEmail => Self::bad_request("invalid-email", error.to_string()),
+            E::Permission(conductor_permissions::PermissionError::InvalidName(_)) => {
+                Self::bad_request("invalid-service", error.to_string())
+            }
+            E::Permission(conductor_permissions::PermissionError::Repo(repo)) | E::Repo(repo) => {
+                Self::from(repo)
+            }
+            E::Signing(_) => Self::internal(error),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -153,28 +176,5 @@ mod tests {
             ApiError::from(RepoError::Unavailable("x".into())).status_code(),
             StatusCode::SERVICE_UNAVAILABLE
         );
-    }
-}
-
-impl From<conductor_auth::AccountError> for ApiError {
-    fn from(error: conductor_auth::AccountError) -> Self {
-        use conductor_auth::AccountError as E;
-        match error {
-            E::Unauthorized(_) => Self::new(StatusCode::UNAUTHORIZED, "unauthorized", error.to_string()),
-            E::UnknownUser => Self::new(StatusCode::NOT_FOUND, "unknown-user", error.to_string()),
-            E::InvalidUsername => Self::bad_request("invalid-username", error.to_string()),
-            E::UsernameTaken => Self::new(StatusCode::CONFLICT, "username-taken", error.to_string()),
-            E::UsernameAlreadySet => {
-                Self::new(StatusCode::CONFLICT, "username-already-set", error.to_string())
-            }
-            E::InvalidEmail => Self::bad_request("invalid-email", error.to_string()),
-            E::Permission(conductor_permissions::PermissionError::InvalidName(_)) => {
-                Self::bad_request("invalid-service", error.to_string())
-            }
-            E::Permission(conductor_permissions::PermissionError::Repo(repo)) | E::Repo(repo) => {
-                Self::from(repo)
-            }
-            E::Signing(_) => Self::internal(error),
-        }
     }
 }
