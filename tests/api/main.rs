@@ -10,3 +10,4 @@
 mod gateway;
 mod logging;
 mod postgres_outage;
+mod user;

@@ -37,6 +37,8 @@ impl Backend {
 pub struct TestApp {
     pub address: String,
     pub port: u16,
+    /// `server.base_url`: the tokens' issuer.
+    pub base_url: url::Url,
     pub client: reqwest::Client,
     handle: actix_web::dev::ServerHandle,
     _database: Option<TestDatabase>,
@@ -48,15 +50,28 @@ pub async fn spawn_app(backend: Backend) -> TestApp {
     spawn_app_with(backend, |_| {}).await
 }
 
-/// Starts the gateway on `backend`, letting the test adjust the settings first.
+/// Starts the gateway on `backend`, letting the test adjust the settings first, and waits until it is ready
+/// (unless the test turned automatic migration off).
 pub async fn spawn_app_with(backend: Backend, customize: impl FnOnce(&mut Settings)) -> TestApp {
     let database = match backend {
         Backend::Sqlite => TestDatabase::sqlite(),
         Backend::Postgres => TestDatabase::postgres(),
     }
     .expect("a test database");
-    let mut app = spawn_on_url(database.url(), customize).await;
+    let mut auto_migrate = true;
+    let mut app = spawn_on_url(database.url(), |settings| {
+        customize(settings);
+        auto_migrate = settings.database.auto_migrate;
+    })
+    .await;
     app._database = Some(database);
+    if auto_migrate {
+        assert!(
+            app.wait_for_readiness(StatusCode::OK, Duration::from_secs(30))
+                .await,
+            "{backend:?} never ready"
+        );
+    }
     app
 }
 
@@ -64,11 +79,18 @@ pub async fn spawn_app_with(backend: Backend, customize: impl FnOnce(&mut Settin
 pub async fn spawn_on_url(database_url: &str, customize: impl FnOnce(&mut Settings)) -> TestApp {
     let data_dir = tempfile::tempdir().expect("a temp data dir");
     let mut settings = Settings::default();
-    settings.server.bind = "127.0.0.1:0".parse().expect("an address");
+    // The base URL must be the real address (tokens carry it as `iss`, login redirects return to it), so the
+    // port is chosen before binding.
+    let port = free_port().expect("a free port");
+    settings.server.bind = format!("127.0.0.1:{port}").parse().expect("an address");
+    settings.server.base_url = url::Url::parse(&format!("http://127.0.0.1:{port}/")).expect("a URL");
+    settings.auth.redirect_allowlist = vec![settings.server.base_url.to_string()];
+    settings.auth.dev_login = true;
     settings.data_dir = data_dir.path().to_owned();
     settings.database.url = Some(conductor::settings::ConnectionUrl::new(database_url));
     settings.database.pool_size = 4;
     customize(&mut settings);
+    let base_url = settings.server.base_url.clone();
     let application = Application::build(settings).await.expect("the gateway starts");
     let port = application.port();
     let handle = application.handle();
@@ -81,6 +103,7 @@ pub async fn spawn_on_url(database_url: &str, customize: impl FnOnce(&mut Settin
     TestApp {
         address: format!("http://127.0.0.1:{port}"),
         port,
+        base_url,
         client,
         handle,
         _database: None,
@@ -144,6 +167,51 @@ impl TestApp {
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
+    }
+
+    /// Logs `email` in through the `dev` provider and returns the user token delivered to `next`.
+    pub async fn log_in(&self, email: &str) -> String {
+        let response = self
+            .client
+            .get(self.url(&format!(
+                "/oauth/dev/login?{}",
+                url::form_urlencoded::Serializer::new(String::new())
+                    .append_pair("email", email)
+                    .append_pair("next", self.base_url.as_str())
+                    .finish()
+            )))
+            .send()
+            .await
+            .expect("dev login answered");
+        assert_eq!(response.status(), StatusCode::SEE_OTHER, "dev login of {email}");
+        let location = response.headers()["location"]
+            .to_str()
+            .expect("a location")
+            .to_owned();
+        let fragment = url::Url::parse(&location)
+            .expect("a URL")
+            .fragment()
+            .expect("a fragment")
+            .to_owned();
+        url::form_urlencoded::parse(fragment.as_bytes())
+            .find(|(k, _)| k == "jwt")
+            .map(|(_, v)| v.into_owned())
+            .expect("a jwt in the fragment")
+    }
+
+    /// A token issuer with this gateway's development key and issuer, to make tokens the gateway would not
+    /// (expired, of another kind, for another service).
+    pub fn forger(&self, user_ttl: Duration, permission_ttl: Duration) -> conductor_auth::TokenIssuer {
+        let keys = conductor_auth::KeySet::development(&self.data_dir().join("keys")).expect("the dev key");
+        conductor_auth::TokenIssuer::new(
+            std::sync::Arc::new(keys),
+            conductor_auth::TokenPolicy {
+                issuer: self.base_url.to_string(),
+                user_ttl,
+                permission_ttl,
+                permission_aud: false,
+            },
+        )
     }
 
     /// The value of one series of `/metrics`, or 0 when it has not been recorded yet.
