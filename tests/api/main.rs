@@ -9,5 +9,6 @@
 
 mod gateway;
 mod logging;
+mod oidc;
 mod postgres_outage;
 mod user;

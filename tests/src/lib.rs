@@ -7,6 +7,8 @@
     reason = "test harness: a failure to set up must fail the test loudly"
 )]
 
+pub mod oidc;
+
 use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::Command;
