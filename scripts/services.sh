@@ -78,3 +78,22 @@ ensure_node_peers() {
     (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
   fi
 }
+
+# Python test peers: PyJWT, to check that a Python service of the original's era verifies our tokens. A venv
+# outside the clone, reused between runs; tests find its interpreter through CONDUCTOR_TEST_PYTHON.
+ensure_python_peers() {
+  local venv="${CONDUCTOR_TEST_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/conductor/venv}"
+  if [ ! -x "$venv/bin/python" ]; then
+    step "creating the Python test venv at $venv"
+    python3 -m venv "$venv" 2>/dev/null || {
+      as_root apt-get update -qq
+      DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq --no-install-recommends python3-venv
+      python3 -m venv "$venv"
+    }
+  fi
+  if ! "$venv/bin/python" -c 'import jwt, cryptography' >/dev/null 2>&1; then
+    step "installing PyJWT into the test venv"
+    "$venv/bin/pip" install --quiet --disable-pip-version-check 'PyJWT[crypto]==2.10.1'
+  fi
+  export CONDUCTOR_TEST_PYTHON="$venv/bin/python"
+}

@@ -111,7 +111,7 @@ impl Identity {
 
 /// The signing key from the settings: a PEM file, PEM text (the env or the original's bundle), or in
 /// development a generated pair under `<data_dir>/keys`. Production without keys never gets here.
-fn load_keys(settings: &Settings) -> Result<KeySet, StartupError> {
+pub(crate) fn load_keys(settings: &Settings) -> Result<KeySet, StartupError> {
     let keys = &settings.auth.keys;
     let retired = keys
         .retired_public_key_files

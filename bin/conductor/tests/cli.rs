@@ -198,3 +198,240 @@ fn migrate_applies_the_schema_once() {
     assert!(stderr.contains("up to date"), "{stderr}");
     assert!(dir.path().join("var/conductor.db").is_file());
 }
+
+/// The Python of the test venv (scripts/test makes it, with PyJWT), or the system's.
+fn python() -> std::ffi::OsString {
+    std::env::var_os("CONDUCTOR_TEST_PYTHON").unwrap_or_else(|| "python3".into())
+}
+
+#[tokio::test]
+async fn minted_and_authorized_tokens_verify_through_the_jwks_and_pyjwt() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}/");
+    let with_base = |command: &mut Command| {
+        command
+            .env("CONDUCTOR__SERVER__BASE_URL", &base)
+            .env("CONDUCTOR__SERVER__BIND", format!("127.0.0.1:{port}"));
+    };
+
+    let mut mint = conductor(dir.path());
+    mint.args([
+        "token",
+        "mint",
+        "--email",
+        "Ada@Example.test",
+        "--name",
+        "Ada",
+        "--ttl",
+        "2h",
+    ]);
+    with_base(&mut mint);
+    let (code, stdout, stderr) = output(&mut mint);
+    assert_eq!(code, 0, "{stderr}");
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 1, "only the token on stdout: {stdout:?}");
+    let user_token = lines[0].to_owned();
+    assert_eq!(user_token.split('.').count(), 3);
+
+    let mut serve = conductor(dir.path());
+    with_base(&mut serve);
+    let _served = Served(serve.stderr(Stdio::null()).spawn().unwrap());
+    wait_for(&format!("{base}readyz"), 200).await;
+
+    let authorized: serde_json::Value = serde_json::from_str(
+        &wait_for(
+            &format!("{base}user/authorize?jwt={user_token}&service=os.datastore"),
+            200,
+        )
+        .await,
+    )
+    .unwrap();
+    let permission_token = authorized["token"]
+        .as_str()
+        .expect("a permission token")
+        .to_owned();
+
+    // The Verifier built from the JWKS URL, as the example does.
+    let jwks = url::Url::parse(&format!("{base}.well-known/jwks.json")).unwrap();
+    let verifier = conductor_auth::Verifier::from_jwks_url(jwks)
+        .await
+        .unwrap()
+        .with_issuer(base.clone());
+    let user = verifier.verify_user(&user_token).await.unwrap();
+    assert_eq!(
+        user.userid,
+        conductor_core::UserId::from_email("ada@example.test")
+    );
+    assert_eq!(user.exp - user.iat, 7200, "--ttl 2h");
+    let permission = verifier
+        .verify_permission(&permission_token, "os.datastore", "datapackage-upload")
+        .await;
+    assert_eq!(permission.unwrap().userid, user.userid);
+
+    // PyJWT with only the public PEM and algorithms=["RS256"], as the original's Python services verified.
+    let pem_path = dir.path().join("public.pem");
+    std::fs::write(&pem_path, wait_for(&format!("{base}user/public-key"), 200).await).unwrap();
+    let script = "import sys, jwt\n\
+        pem = open(sys.argv[1]).read()\n\
+        for token in sys.argv[2:]:\n\
+        \x20   claims = jwt.decode(token, pem, algorithms=['RS256'])\n\
+        \x20   print(claims['typ'], claims['userid'], claims.get('service', '-'))\n";
+    let (code, stdout, stderr) = output(
+        Command::new(python())
+            .arg("-c")
+            .arg(script)
+            .arg(&pem_path)
+            .arg(&user_token)
+            .arg(&permission_token),
+    );
+    assert_eq!(code, 0, "PyJWT refused: {stderr}");
+    let id = user.userid.as_str();
+    assert_eq!(stdout, format!("user {id} -\npermission {id} os.datastore\n"));
+
+    // And PyJWT refuses a forged one (HS256 keyed with the public key), so the check above can fail.
+    let forged = jsonwebtoken_hs256(&std::fs::read_to_string(&pem_path).unwrap());
+    let (code, _, stderr) = output(
+        Command::new(python())
+            .arg("-c")
+            .arg(script)
+            .arg(&pem_path)
+            .arg(&forged),
+    );
+    assert_ne!(code, 0, "{stderr}");
+}
+
+/// An HS256 token signed with the public PEM as the secret: the classic key-confusion forgery.
+fn jsonwebtoken_hs256(public_pem: &str) -> String {
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use hmac_sha256_for_test::sign;
+    let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"HS256","typ":"JWT"}"#);
+    let claims = URL_SAFE_NO_PAD.encode(br#"{"typ":"user","userid":"x","exp":4102444800}"#);
+    let signing_input = format!("{header}.{claims}");
+    format!(
+        "{signing_input}.{}",
+        URL_SAFE_NO_PAD.encode(sign(public_pem.as_bytes(), signing_input.as_bytes()))
+    )
+}
+
+mod hmac_sha256_for_test {
+    use sha2::{Digest, Sha256};
+
+    /// HMAC-SHA256 (RFC 2104), enough for forging a test token.
+    pub fn sign(key: &[u8], message: &[u8]) -> Vec<u8> {
+        let mut block = [0u8; 64];
+        if key.len() > 64 {
+            block[..32].copy_from_slice(&Sha256::digest(key));
+        } else {
+            block[..key.len()].copy_from_slice(key);
+        }
+        let pad = |byte: u8| block.iter().map(|b| b ^ byte).collect::<Vec<u8>>();
+        let inner = Sha256::new()
+            .chain_update(pad(0x36))
+            .chain_update(message)
+            .finalize();
+        Sha256::new()
+            .chain_update(pad(0x5c))
+            .chain_update(inner)
+            .finalize()
+            .to_vec()
+    }
+}
+
+#[test]
+fn permissions_are_granted_listed_and_revoked() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| output(conductor(dir.path()).args(args));
+    let (code, stdout, stderr) = run(&[
+        "permissions",
+        "grant",
+        "ada@example.test",
+        "os.datastore",
+        "package-admin",
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    let ada = conductor_core::UserId::from_email("ada@example.test");
+    assert_eq!(
+        stdout.trim(),
+        format!("{ada} os.datastore {{\"package-admin\":true}}")
+    );
+    let (_, stdout, _) = run(&["permissions", "list"]);
+    assert_eq!(
+        stdout,
+        format!(
+            "* os.datastore {{\"datapackage-upload\":true}}\n{ada} os.datastore {{\"package-admin\":true}}\n"
+        )
+    );
+    let (code, _, _) = run(&[
+        "permissions",
+        "revoke",
+        &ada.to_string(),
+        "os.datastore",
+        "package-admin",
+    ]);
+    assert_eq!(code, 0);
+    let (_, stdout, _) = run(&["permissions", "list", "ada@example.test"]);
+    assert_eq!(stdout, "");
+    let (code, _, stderr) = run(&["permissions", "revoke", "ada@example.test", "os.datastore"]);
+    assert_eq!(code, 1, "{stderr}");
+    let (code, _, stderr) = run(&["permissions", "grant", "not-a-user", "os.datastore", "x"]);
+    assert_eq!(code, 1);
+    assert!(stderr.contains("a grantee is"), "{stderr}");
+}
+
+#[tokio::test]
+async fn a_secrets_bundle_from_encode_runs_the_service_with_those_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, _, stderr) = output(conductor(dir.path()).args(["keys", "generate", "--out", "keys"]));
+    assert_eq!(code, 0, "{stderr}");
+    let kid = stderr
+        .split("(kid ")
+        .nth(1)
+        .and_then(|s| s.split(')').next())
+        .unwrap()
+        .to_owned();
+    let (code, _, stderr) = output(conductor(dir.path()).args(["keys", "generate", "--out", "keys"]));
+    assert_eq!(code, 1, "never overwrites: {stderr}");
+
+    let (code, stdout, stderr) =
+        output(conductor(dir.path()).args(["secrets", "encode", "--private-key", "keys/private.pem"]));
+    assert_eq!(code, 0, "{stderr}");
+    let variables: Vec<(String, String)> = stdout
+        .lines()
+        .map(|line| {
+            line.split_once('=')
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(variables.len(), 4);
+
+    let port = free_port();
+    let mut serve = conductor(dir.path());
+    serve
+        .envs(variables.iter().cloned())
+        .env("CONDUCTOR__SERVER__BIND", format!("127.0.0.1:{port}"));
+    let _served = Served(serve.stderr(Stdio::null()).spawn().unwrap());
+    let jwks = wait_for(&format!("http://127.0.0.1:{port}/.well-known/jwks.json"), 200).await;
+    assert!(jwks.contains(&kid), "served with the bundle's key");
+    assert!(
+        !dir.path().join("var/keys").exists(),
+        "no development key generated"
+    );
+
+    let (code, _, stderr) = output(
+        conductor(dir.path())
+            .args(["secrets", "decode", "--out", "decoded"])
+            .envs(variables),
+    );
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("decoded/public.pem"))
+            .unwrap()
+            .trim(),
+        std::fs::read_to_string(dir.path().join("keys/public.pem"))
+            .unwrap()
+            .trim()
+    );
+}

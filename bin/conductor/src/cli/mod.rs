@@ -1,4 +1,7 @@
-//! The `conductor` command line: `serve` (the default), `migrate`, `config show`.
+//! The `conductor` command line: `serve` (the default), `migrate`, `config show`, `keys generate`,
+//! `token mint`, `permissions grant|revoke|list`, `secrets encode|decode`.
+
+mod identity;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -36,6 +39,26 @@ enum Command {
         #[command(subcommand)]
         action: ConfigAction,
     },
+    /// Signing keys.
+    Keys {
+        #[command(subcommand)]
+        action: identity::KeysCommand,
+    },
+    /// User tokens.
+    Token {
+        #[command(subcommand)]
+        action: identity::TokenCommand,
+    },
+    /// Permission grants.
+    Permissions {
+        #[command(subcommand)]
+        action: identity::PermissionsCommand,
+    },
+    /// The original's OS_CONDUCTOR_SECRETS_0..3 bundle.
+    Secrets {
+        #[command(subcommand)]
+        action: identity::SecretsCommand,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -57,7 +80,13 @@ pub fn run() -> ExitCode {
             return ExitCode::from(EXIT_CONFIG);
         }
     };
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    // Commands other than `serve` keep stderr for their own messages unless RUST_LOG asks for more.
+    let default_level = if matches!(cli.command, None | Some(Command::Serve)) {
+        "info"
+    } else {
+        "warn"
+    };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level));
     if let Err(error) = telemetry::init(filter, std::io::stderr) {
         eprintln!("conductor: cannot set up logging: {error}");
         return ExitCode::FAILURE;
@@ -68,11 +97,16 @@ pub fn run() -> ExitCode {
         Command::Config {
             action: ConfigAction::Show,
         } => show(&settings),
+        Command::Keys { action } => identity::keys(action),
+        Command::Token { action } => actix_web::rt::System::new().block_on(identity::token(settings, action)),
+        Command::Permissions { action } => {
+            actix_web::rt::System::new().block_on(identity::permissions(settings, action))
+        }
+        Command::Secrets { action } => identity::secrets(&env, action),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            tracing::error!("{error:#}");
             eprintln!("conductor: {error:#}");
             ExitCode::FAILURE
         }
@@ -82,6 +116,21 @@ pub fn run() -> ExitCode {
 async fn serve(settings: Settings) -> anyhow::Result<()> {
     Application::build(settings).await?.run_until_stopped().await?;
     Ok(())
+}
+
+/// The configured database with this build's migrations applied, for commands that use it.
+async fn migrated_database(settings: &Settings) -> anyhow::Result<Database> {
+    let database = Database::open(&DatabaseUrl::parse(settings.database_url().expose())?, 1)?;
+    database.migrate().await?;
+    Ok(database)
+}
+
+/// A command's result on stdout, one line, so scripts can capture it.
+fn print_line(line: &str) {
+    #[expect(clippy::print_stdout, reason = "a command's result is its output")]
+    {
+        println!("{line}");
+    }
 }
 
 async fn migrate(settings: Settings) -> anyhow::Result<()> {
