@@ -8,13 +8,17 @@ as_root() {
 }
 
 # Debian packages the build and the tests need: libpq for diesel's PostgreSQL driver, a PostgreSQL server for the
-# tests (and its initdb for the throwaway clusters), Redis, and a C compiler for the bundled SQLite.
+# tests (and its initdb for the throwaway clusters), Redis, a C compiler for the bundled SQLite, Node.js for the
+# test OpenID Connect provider, and headless Chromium with its WebDriver for the browser tests.
 ensure_system_packages() {
-  local wanted=(libpq-dev postgresql redis-server pkg-config gcc libc6-dev)
+  local wanted=(libpq-dev postgresql redis-server pkg-config gcc libc6-dev chromium chromium-driver)
   local missing=()
   for package in "${wanted[@]}"; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
   done
+  # Node.js and Python may come from elsewhere than Debian (a nodesource nodejs bundles npm): check the commands.
+  command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || missing+=(nodejs npm)
+  python3 -m venv --help >/dev/null 2>&1 || missing+=(python3-venv)
   if [ "${#missing[@]}" -gt 0 ]; then
     step "installing ${missing[*]}"
     as_root apt-get update -qq
@@ -65,18 +69,16 @@ ensure_redis() {
   fi
 }
 
-# Node.js test peers: the OpenID Connect provider of the login tests (tests/oidc-provider).
+# Node.js test peers, from their lock files: the OpenID Connect provider of the login tests
+# (tests/oidc-provider) and AngularJS for the browser tests (tests/browser).
 ensure_node_peers() {
-  if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
-    step "installing Node.js"
-    as_root apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq --no-install-recommends nodejs npm
-  fi
-  local dir=tests/oidc-provider
-  if [ ! -d "$dir/node_modules/oidc-provider" ] || [ "$dir/package-lock.json" -nt "$dir/node_modules/.package-lock.json" ]; then
-    step "installing the test OpenID Connect provider (npm ci)"
-    (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
-  fi
+  local dir
+  for dir in tests/oidc-provider tests/browser; do
+    if [ ! -f "$dir/node_modules/.package-lock.json" ] || [ "$dir/package-lock.json" -nt "$dir/node_modules/.package-lock.json" ]; then
+      step "npm ci in $dir"
+      (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
+    fi
+  done
 }
 
 # Python test peers: PyJWT, to check that a Python service of the original's era verifies our tokens. A venv
@@ -85,11 +87,7 @@ ensure_python_peers() {
   local venv="${CONDUCTOR_TEST_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/conductor/venv}"
   if [ ! -x "$venv/bin/python" ]; then
     step "creating the Python test venv at $venv"
-    python3 -m venv "$venv" 2>/dev/null || {
-      as_root apt-get update -qq
-      DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq --no-install-recommends python3-venv
-      python3 -m venv "$venv"
-    }
+    python3 -m venv "$venv"
   fi
   if ! "$venv/bin/python" -c 'import jwt, cryptography' >/dev/null 2>&1; then
     step "installing PyJWT into the test venv"

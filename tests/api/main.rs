@@ -7,6 +7,7 @@
     reason = "test code: a failure fails the test"
 )]
 
+mod browser;
 mod gateway;
 mod logging;
 mod oidc;

@@ -7,6 +7,7 @@
     reason = "test harness: a failure to set up must fail the test loudly"
 )]
 
+pub mod browser;
 pub mod oidc;
 
 use std::net::TcpListener;
@@ -77,8 +78,66 @@ pub async fn spawn_app_with(backend: Backend, customize: impl FnOnce(&mut Settin
     app
 }
 
+/// Starts the gateway on a temp SQLite database with the browser test pages of `tests/browser` mounted under
+/// `/test-pages/` (same origin as the API, as behind OpenSpending's nginx), and waits until it is ready.
+pub async fn spawn_app_with_test_pages() -> TestApp {
+    let database = TestDatabase::sqlite().expect("a test database");
+    let mut app = spawn(database.url(), |_| {}, test_pages()).await;
+    app._database = Some(database);
+    assert!(
+        app.wait_for_readiness(StatusCode::OK, Duration::from_secs(30))
+            .await,
+        "never ready"
+    );
+    app
+}
+
+fn test_pages() -> conductor::startup::ExtraRoutes {
+    use actix_web::{HttpResponse, web};
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("browser");
+    std::sync::Arc::new(move |cfg: &mut web::ServiceConfig| {
+        let dir = dir.clone();
+        cfg.route(
+            "/test-pages/{name}",
+            web::get().to(move |name: web::Path<String>| {
+                let dir = dir.clone();
+                async move {
+                    let (file, content_type) = match name.as_str() {
+                        "angular.html" | "esm.html" => (dir.join(name.as_str()), "text/html; charset=utf-8"),
+                        "angular.min.js" => (
+                            dir.join("node_modules/angular/angular.min.js"),
+                            "application/javascript; charset=utf-8",
+                        ),
+                        _ => return HttpResponse::NotFound().finish(),
+                    };
+                    match std::fs::read(&file) {
+                        Ok(body) => HttpResponse::Ok().content_type(content_type).body(body),
+                        Err(error) => HttpResponse::InternalServerError().body(format!(
+                            "{}: {error} (./scripts/test runs npm ci in tests/browser)",
+                            file.display()
+                        )),
+                    }
+                }
+            }),
+        );
+    })
+}
+
 /// Starts the gateway on a database URL the test manages itself (a throwaway cluster, say).
 pub async fn spawn_on_url(database_url: &str, customize: impl FnOnce(&mut Settings)) -> TestApp {
+    spawn(
+        database_url,
+        customize,
+        std::sync::Arc::new(|_: &mut actix_web::web::ServiceConfig| {}),
+    )
+    .await
+}
+
+async fn spawn(
+    database_url: &str,
+    customize: impl FnOnce(&mut Settings),
+    extra_routes: conductor::startup::ExtraRoutes,
+) -> TestApp {
     let data_dir = tempfile::tempdir().expect("a temp data dir");
     let mut settings = Settings::default();
     // The base URL must be the real address (tokens carry it as `iss`, login redirects return to it), so the
@@ -93,7 +152,9 @@ pub async fn spawn_on_url(database_url: &str, customize: impl FnOnce(&mut Settin
     settings.database.pool_size = 4;
     customize(&mut settings);
     let base_url = settings.server.base_url.clone();
-    let application = Application::build(settings).await.expect("the gateway starts");
+    let application = Application::build_with(settings, extra_routes)
+        .await
+        .expect("the gateway starts");
     let port = application.port();
     let handle = application.handle();
     tokio::spawn(application.run_until_stopped());

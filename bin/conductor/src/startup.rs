@@ -37,6 +37,9 @@ pub enum StartupError {
     Identity(String),
 }
 
+/// Routes an embedding program mounts beside the API.
+pub type ExtraRoutes = Arc<dyn Fn(&mut web::ServiceConfig) + Send + Sync>;
+
 /// A running gateway: bound to its port, serving until stopped.
 pub struct Application {
     port: u16,
@@ -55,6 +58,12 @@ impl Application {
     /// Opens the backends, binds the listener (port 0 picks a free one) and starts serving.
     /// A database that is down does not stop start-up: `/readyz` answers 503 until it is reachable.
     pub async fn build(settings: Settings) -> Result<Self, StartupError> {
+        Self::build_with(settings, Arc::new(|_: &mut web::ServiceConfig| {})).await
+    }
+
+    /// [`Application::build`] with extra routes mounted beside the API: what an embedding program (or a test
+    /// serving its own pages from the same origin) adds.
+    pub async fn build_with(settings: Settings, extra_routes: ExtraRoutes) -> Result<Self, StartupError> {
         let database_url = DatabaseUrl::parse(settings.database_url().expose())?;
         let database = Arc::new(Database::open(&database_url, settings.database.pool_size)?);
         tracing::info!(backend = %database.backend(), "database configured");
@@ -91,6 +100,7 @@ impl Application {
                 .configure(routes::health::configure)
                 .configure(routes::user::configure)
                 .configure(routes::oauth::configure)
+                .configure(|cfg| extra_routes(cfg))
                 .default_service(web::to(not_found))
                 // Outermost last: tracing sees every request, metrics count even refused ones.
                 .wrap(
