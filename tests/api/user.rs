@@ -243,7 +243,12 @@ async fn username_is_set_once_and_unique() {
 
 #[tokio::test]
 async fn keys_are_published_as_pem_and_jwks() {
-    let app = spawn_app(Backend::Sqlite).await;
+    for backend in Backend::ALL {
+        keys_are_published_on(spawn_app(backend).await).await;
+    }
+}
+
+async fn keys_are_published_on(app: TestApp) {
     let response = app.get("/user/public-key").await;
     assert_eq!(response.headers()["content-type"], "text/plain; charset=utf-8");
     assert!(
@@ -287,7 +292,12 @@ fn jsonwebtoken_header(token: &str) -> Value {
 
 #[tokio::test]
 async fn the_auth_library_is_served_with_the_base_url() {
-    let app = spawn_app(Backend::Sqlite).await;
+    for backend in Backend::ALL {
+        library_is_served_on(spawn_app(backend).await).await;
+    }
+}
+
+async fn library_is_served_on(app: TestApp) {
     for (path, marker) in [("/user/lib", "angular.module"), ("/user/lib.mjs", "export")] {
         let response = app.get(path).await;
         assert_eq!(response.status(), StatusCode::OK);

@@ -43,29 +43,9 @@ impl Identity {
         repositories: &Repositories,
         clock: Arc<dyn Clock>,
     ) -> Result<Self, StartupError> {
-        let keys = Arc::new(load_keys(settings)?);
-        tracing::info!(
-            kid = keys.current().kid(),
-            retired = keys.retired().len(),
-            "signing key loaded"
-        );
-        let base_url = settings.server.base_url.clone();
-        let tokens = TokenIssuer::new(
-            keys,
-            TokenPolicy {
-                issuer: base_url.to_string(),
-                user_ttl: settings.auth.user_token_ttl,
-                permission_ttl: settings.auth.permission_token_ttl,
-                permission_aud: settings.auth.permission_token_aud,
-            },
-        );
+        let accounts = accounts(settings, repositories, clock.clone(), None)?;
         let permissions = PermissionService::new(repositories.permissions.clone());
-        let accounts = Accounts::new(
-            tokens,
-            repositories.users.clone(),
-            permissions.clone(),
-            clock.clone(),
-        );
+        let base_url = settings.server.base_url.clone();
         let login = LoginFlow::new(
             provider_configs(settings)?,
             repositories.login_states.clone(),
@@ -109,9 +89,41 @@ impl Identity {
     }
 }
 
+/// Accounts with the configured signing key and token policy; `user_ttl` overrides `auth.user_token_ttl`
+/// (`token mint --ttl`).
+pub(crate) fn accounts(
+    settings: &Settings,
+    repositories: &Repositories,
+    clock: Arc<dyn Clock>,
+    user_ttl: Option<std::time::Duration>,
+) -> Result<Accounts, StartupError> {
+    let keys = Arc::new(load_keys(settings)?);
+    tracing::info!(
+        kid = keys.current().kid(),
+        retired = keys.retired().len(),
+        "signing key loaded"
+    );
+    let tokens = TokenIssuer::new(
+        keys,
+        TokenPolicy {
+            issuer: settings.server.base_url.to_string(),
+            user_ttl: user_ttl.unwrap_or(settings.auth.user_token_ttl),
+            permission_ttl: settings.auth.permission_token_ttl,
+            permission_aud: settings.auth.permission_token_aud,
+        },
+    );
+    let permissions = PermissionService::new(repositories.permissions.clone());
+    Ok(Accounts::new(
+        tokens,
+        repositories.users.clone(),
+        permissions,
+        clock,
+    ))
+}
+
 /// The signing key from the settings: a PEM file, PEM text (the env or the original's bundle), or in
 /// development a generated pair under `<data_dir>/keys`. Production without keys never gets here.
-pub(crate) fn load_keys(settings: &Settings) -> Result<KeySet, StartupError> {
+fn load_keys(settings: &Settings) -> Result<KeySet, StartupError> {
     let keys = &settings.auth.keys;
     let retired = keys
         .retired_public_key_files

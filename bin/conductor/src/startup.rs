@@ -9,6 +9,7 @@ use actix_web::dev::{Server, ServerHandle};
 use actix_web::http::{Method, StatusCode, header};
 use actix_web::middleware::{ErrorHandlers, from_fn};
 use actix_web::{App, HttpServer, ResponseError, web};
+use conductor_core::repo::LoginStateRepository;
 use conductor_core::{Clock, SystemClock};
 use conductor_store::{Database, DatabaseUrl, StoreError};
 use tracing_actix_web::TracingLogger;
@@ -68,7 +69,15 @@ impl Application {
         let database = Arc::new(Database::open(&database_url, settings.database.pool_size)?);
         tracing::info!(backend = %database.backend(), "database configured");
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-        let identity = web::Data::new(Identity::build(&settings, database.repositories(), clock)?);
+        let identity = web::Data::new(Identity::build(
+            &settings,
+            database.repositories(),
+            clock.clone(),
+        )?);
+        tokio::spawn(purge_expired_logins(
+            database.repositories().login_states.clone(),
+            clock,
+        ));
         if settings.database.auto_migrate {
             tokio::spawn(migrate_when_reachable(database.clone()));
         }
@@ -153,6 +162,22 @@ async fn migrate_when_reachable(database: Arc<Database>) {
         }
     }
 }
+
+/// Logins abandoned at the provider leave their state behind; remove expired ones now and then. Any replica
+/// may do it: deleting what has expired is the same whoever does it.
+async fn purge_expired_logins(states: Arc<dyn LoginStateRepository>, clock: Arc<dyn Clock>) {
+    let mut every = tokio::time::interval(LOGIN_STATE_PURGE_INTERVAL);
+    loop {
+        every.tick().await;
+        match states.purge_expired(clock.now()).await {
+            Ok(0) => {}
+            Ok(purged) => tracing::debug!(purged, "expired login states removed"),
+            Err(error) => tracing::debug!(%error, "could not purge login states; will retry"),
+        }
+    }
+}
+
+const LOGIN_STATE_PURGE_INTERVAL: Duration = Duration::from_secs(600);
 
 /// CORS as DESIGN §9: the configured origins, with credentials, and the headers clients send.
 fn cors(origins: &[String]) -> Cors {

@@ -7,13 +7,12 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use clap::Subcommand;
-use conductor_auth::{Accounts, KeySet, SecretsBundle, TokenIssuer, TokenPolicy};
+use conductor_auth::{KeySet, SecretsBundle};
 use conductor_core::{Grantee, SystemClock, UserId};
 use conductor_permissions::{PermissionService, Permissions};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
 
-use crate::identity::load_keys;
 use crate::settings::{Environment, Settings};
 
 #[derive(Debug, Subcommand)]
@@ -109,23 +108,7 @@ pub fn keys(command: KeysCommand) -> Result<()> {
 pub async fn token(settings: Settings, command: TokenCommand) -> Result<()> {
     let TokenCommand::Mint { email, name, ttl } = command;
     let database = super::migrated_database(&settings).await?;
-    let repositories = database.repositories();
-    let tokens = TokenIssuer::new(
-        Arc::new(load_keys(&settings)?),
-        TokenPolicy {
-            issuer: settings.server.base_url.to_string(),
-            user_ttl: ttl.unwrap_or(settings.auth.user_token_ttl),
-            permission_ttl: settings.auth.permission_token_ttl,
-            permission_aud: settings.auth.permission_token_aud,
-        },
-    );
-    let permissions = PermissionService::new(repositories.permissions.clone());
-    let accounts = Accounts::new(
-        tokens,
-        repositories.users.clone(),
-        permissions,
-        Arc::new(SystemClock),
-    );
+    let accounts = crate::identity::accounts(&settings, database.repositories(), Arc::new(SystemClock), ttl)?;
     let provider_id = format!("cli:{}", email.trim().to_lowercase());
     let (profile, token) = accounts
         .log_in_email(&email, name.as_deref(), None, provider_id)
