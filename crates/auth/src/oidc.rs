@@ -212,11 +212,18 @@ impl LoginFlow {
             .ok_or_else(|| LoginError::UnknownProvider(provider.to_owned()))?;
         let next = self.check_next(next)?;
         let client = self.client(entry, false).await?;
-        let state = random_token();
-        let nonce = random_token();
-        let binding = binding
-            .filter(|b| b.len() == 43)
-            .map_or_else(random_token, str::to_owned);
+        let state = random_token()?;
+        let nonce = random_token()?;
+        // The browser's existing binding is reused only if it has the shape of one we issued.
+        let reusable = |b: &&str| {
+            b.len() == 43
+                && b.bytes()
+                    .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_')
+        };
+        let binding = match binding.filter(reusable) {
+            Some(binding) => binding.to_owned(),
+            None => random_token()?,
+        };
         let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
         let (state_for_url, nonce_for_url) = (state.clone(), nonce.clone());
         let mut request = client.authorize_url(
@@ -393,14 +400,13 @@ fn token_error(
     }
 }
 
-/// 32 random bytes, base64url: state, nonce and binding values.
-fn random_token() -> String {
+/// 32 random bytes from the system RNG, base64url: state, nonce and binding values. A login never goes on
+/// with a value that is not random.
+fn random_token() -> Result<String, LoginError> {
     let mut bytes = [0u8; 32];
-    // aws-lc's system RNG; failing to read it is not recoverable.
-    if aws_lc_rs::rand::fill(&mut bytes).is_err() {
-        tracing::error!("the system random number generator failed");
-    }
-    URL_SAFE_NO_PAD.encode(bytes)
+    aws_lc_rs::rand::fill(&mut bytes)
+        .map_err(|_| LoginError::Provider("the system random generator failed".into()))?;
+    Ok(URL_SAFE_NO_PAD.encode(bytes))
 }
 
 /// The binding cookie is stored hashed, so the database alone cannot finish someone's login.
@@ -464,7 +470,7 @@ mod tests {
 
     #[test]
     fn tokens_are_random_and_url_safe() {
-        let (a, b) = (random_token(), random_token());
+        let (a, b) = (random_token().unwrap(), random_token().unwrap());
         assert_ne!(a, b);
         assert_eq!(a.len(), 43);
         assert!(
@@ -491,7 +497,7 @@ mod tests {
 
     #[test]
     fn bindings_compare_by_hash_in_constant_time() {
-        let binding = random_token();
+        let binding = random_token().unwrap();
         assert!(constant_time_eq(
             binding_hash(&binding).as_bytes(),
             binding_hash(&binding).as_bytes()
