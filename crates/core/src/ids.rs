@@ -80,6 +80,22 @@ impl DatasetName {
         }
     }
 
+    /// A descriptor `name` as the package id and the datastore prefix use it: ASCII-folded, lower-cased,
+    /// `-` and `.` kept, every other run of characters one `_`, no leading or trailing `_` or `.`.
+    pub fn slug(raw: &str) -> Result<Self, IdError> {
+        let folded = deunicode::deunicode(raw).to_lowercase();
+        let mut slug = String::with_capacity(folded.len());
+        for c in folded.chars() {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '.' {
+                slug.push(c);
+            } else if !slug.ends_with('_') {
+                slug.push('_');
+            }
+        }
+        let slug = slug.trim_matches(|c| c == '_' || c == '.');
+        Self::parse(slug).map_err(|_| IdError::DatasetName(raw.to_owned()))
+    }
+
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -174,6 +190,17 @@ mod tests {
             serde_json::to_string(&id).unwrap(),
             "\"583b10ad15f2e7f078afd3431c2c09ea:test2\""
         );
+    }
+
+    #[test]
+    fn descriptor_names_slug_as_the_original_did() {
+        let slug = |raw: &str| DatasetName::slug(raw).map(|d| d.as_str().to_owned());
+        assert_eq!(slug("boost-moldova").unwrap(), "boost-moldova");
+        assert_eq!(slug("My Budget 2014.v2").unwrap(), "my_budget_2014.v2");
+        assert_eq!(slug("Économie / Finances").unwrap(), "economie_finances");
+        assert_eq!(slug("../../etc/passwd").unwrap(), "etc_passwd");
+        assert!(slug("").is_err());
+        assert!(slug("///").is_err());
     }
 
     #[test]
