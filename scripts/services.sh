@@ -95,3 +95,18 @@ ensure_python_peers() {
   fi
   export CONDUCTOR_TEST_PYTHON="$venv/bin/python"
 }
+
+# s3s-fs 0.17.0, a real S3-compatible server (SigV4, presigned URLs, Content-MD5 checked, nothing kept from a
+# rejected PUT), for the S3 datastore tests. Built once into a cache outside the clone (about four minutes) and
+# reused; tests find it through CONDUCTOR_TEST_S3S_FS.
+ensure_s3s_fs() {
+  local root="${CONDUCTOR_S3S_FS_ROOT:-/var/cache/conductor/s3s-fs}"
+  if [ ! -x "$root/bin/s3s-fs" ]; then
+    step "building s3s-fs 0.17.0 into $root (once)"
+    as_root mkdir -p "$root"
+    CARGO_TARGET_DIR="$root/build" cargo install s3s-fs --version 0.17.0 --features binary --locked \
+      --ignore-rust-version --root "$root"
+    rm -rf "$root/build"
+  fi
+  export CONDUCTOR_TEST_S3S_FS="$root/bin/s3s-fs"
+}

@@ -8,6 +8,7 @@
 )]
 
 mod browser;
+mod datastore;
 mod gateway;
 mod logging;
 mod oidc;

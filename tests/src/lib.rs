@@ -9,6 +9,7 @@
 
 pub mod browser;
 pub mod oidc;
+pub mod s3;
 
 use std::net::TcpListener;
 use std::path::PathBuf;

@@ -47,6 +47,10 @@ impl ApiError {
         Self::new(StatusCode::BAD_REQUEST, code, message)
     }
 
+    pub fn unauthorized(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
+    }
+
     pub fn not_found(message: impl Into<String>) -> Self {
         Self::new(StatusCode::NOT_FOUND, "not-found", message)
     }
@@ -141,6 +145,24 @@ impl From<conductor_auth::AccountError> for ApiError {
             E::Permission(conductor_permissions::PermissionError::Repo(repo)) | E::Repo(repo) => {
                 Self::from(repo)
             }
+            E::Signing(_) => Self::internal(error),
+        }
+    }
+}
+
+impl From<conductor_datastore::DatastoreError> for ApiError {
+    fn from(error: conductor_datastore::DatastoreError) -> Self {
+        use conductor_datastore::DatastoreError as E;
+        match &error {
+            E::Denied(_) => Self::new(StatusCode::FORBIDDEN, "forbidden", error.to_string()),
+            E::MissingMetadata(_) | E::InvalidOwner | E::InvalidName(_) | E::NoFiles => {
+                Self::bad_request("invalid-request", error.to_string())
+            }
+            E::InvalidPath { .. } => Self::bad_request("invalid-path", error.to_string()),
+            E::InvalidMd5 { .. } => Self::bad_request("invalid-md5", error.to_string()),
+            E::TooLarge { .. } => Self::bad_request("file-too-large", error.to_string()),
+            E::TypeNotAllowed { .. } => Self::bad_request("type-not-allowed", error.to_string()),
+            E::Unavailable(_) => Self::unavailable(error.to_string()),
             E::Signing(_) => Self::internal(error),
         }
     }

@@ -10,6 +10,7 @@ pub mod params;
 pub mod routes;
 pub mod settings;
 pub mod startup;
+pub mod storage;
 pub mod telemetry;
 
 pub use settings::{Environment, Settings};

@@ -20,6 +20,7 @@ use crate::metrics::Metrics;
 use crate::middleware::{self, BodyLimit};
 use crate::routes;
 use crate::settings::{Settings, SettingsError};
+use crate::storage::Storage;
 use crate::telemetry::RedactingRootSpan;
 
 #[derive(Debug, thiserror::Error)]
@@ -36,6 +37,8 @@ pub enum StartupError {
     Keys(#[from] conductor_auth::KeyError),
     #[error("{0}")]
     Identity(String),
+    #[error("datastore: {0}")]
+    Datastore(String),
 }
 
 /// Routes an embedding program mounts beside the API.
@@ -74,6 +77,7 @@ impl Application {
             database.repositories(),
             clock.clone(),
         )?);
+        let storage = web::Data::new(Storage::build(&settings, clock.clone())?);
         tokio::spawn(purge_expired_logins(
             database.repositories().login_states.clone(),
             clock,
@@ -102,6 +106,7 @@ impl Application {
                 .app_data(database.clone())
                 .app_data(metrics.clone())
                 .app_data(identity.clone())
+                .app_data(storage.clone())
                 .app_data(web::Data::new(BodyLimit(body_limit)))
                 .app_data(web::PayloadConfig::new(saturating_usize(body_limit)))
                 .app_data(json_config(body_limit))
@@ -109,6 +114,7 @@ impl Application {
                 .configure(routes::health::configure)
                 .configure(routes::user::configure)
                 .configure(routes::oauth::configure)
+                .configure(routes::datastore::configure)
                 .configure(|cfg| extra_routes(cfg))
                 .default_service(web::to(not_found))
                 // Outermost last: tracing sees every request, metrics count even refused ones.
@@ -199,7 +205,9 @@ fn cors(origins: &[String]) -> Cors {
 }
 
 fn json_config(limit: u64) -> web::JsonConfig {
+    // Bodies are read as JSON whatever their Content-Type says, as the original read them (leniently).
     web::JsonConfig::default()
+        .content_type_required(false)
         .limit(saturating_usize(limit))
         .error_handler(move |error, _| {
             use actix_web::error::JsonPayloadError;

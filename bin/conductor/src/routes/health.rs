@@ -8,6 +8,7 @@ use serde_json::json;
 
 use crate::error::ApiError;
 use crate::metrics::Metrics;
+use crate::storage::Storage;
 
 /// How long a readiness probe waits for a database connection.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
@@ -22,9 +23,31 @@ async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(json!({"status": "ok"}))
 }
 
-/// 200 when the database answers and has every migration of this build; 503 otherwise, naming what is missing.
-async fn readyz(database: web::Data<Database>) -> HttpResponse {
-    let check = match database.ping(PROBE_TIMEOUT).await {
+/// 200 when the database answers and has every migration of this build, and the datastore answers; 503
+/// otherwise, naming what is missing.
+async fn readyz(database: web::Data<Database>, storage: web::Data<Storage>) -> HttpResponse {
+    let datastore = match storage.datastore.signer().check().await {
+        Ok(()) => Ok(()),
+        Err(error) => {
+            tracing::debug!(%error, "readiness: datastore unavailable");
+            Err("unavailable".to_owned())
+        }
+    };
+    let database = database_check(&database).await;
+    let status = |check: &Result<(), String>| match check {
+        Ok(()) => "ok".to_owned(),
+        Err(problem) => problem.clone(),
+    };
+    let checks = json!({"database": status(&database), "datastore": status(&datastore)});
+    if database.is_ok() && datastore.is_ok() {
+        HttpResponse::Ok().json(json!({"status": "ready", "checks": checks}))
+    } else {
+        HttpResponse::ServiceUnavailable().json(json!({"status": "unavailable", "checks": checks}))
+    }
+}
+
+async fn database_check(database: &Database) -> Result<(), String> {
+    match database.ping(PROBE_TIMEOUT).await {
         Err(error) => {
             tracing::debug!(%error, "readiness: database unreachable");
             Err("unreachable".to_owned())
@@ -37,11 +60,6 @@ async fn readyz(database: web::Data<Database>) -> HttpResponse {
                 Err("migration state unknown".to_owned())
             }
         },
-    };
-    match check {
-        Ok(()) => HttpResponse::Ok().json(json!({"status": "ready", "checks": {"database": "ok"}})),
-        Err(problem) => HttpResponse::ServiceUnavailable()
-            .json(json!({"status": "unavailable", "checks": {"database": problem}})),
     }
 }
 

@@ -1,5 +1,6 @@
 //! The HTTP API, one `configure` per area.
 
+pub mod datastore;
 pub mod health;
 pub mod oauth;
 pub mod pages;

@@ -6,6 +6,7 @@
 //! value is reported with the layer it came from; then all are merged into one typed [`Settings`].
 
 pub mod auth;
+pub mod datastore;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -19,6 +20,7 @@ use serde::{Deserialize, Serialize, Serializer};
 use url::Url;
 
 pub use self::auth::{AuthSettings, GOOGLE_ISSUER, KeySettings, ProviderSettings, Secret};
+pub use self::datastore::{DatastoreBackend, DatastoreSettings, S3Settings};
 
 const ENV_PREFIX: &str = "CONDUCTOR";
 const ENV_SEPARATOR: &str = "__";
@@ -27,6 +29,7 @@ const LIST_KEYS: &[&str] = &[
     "server.cors.allowed_origins",
     "auth.redirect_allowlist",
     "auth.keys.retired_public_key_files",
+    "datastore.allowed_types",
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -47,6 +50,7 @@ pub struct Settings {
     pub database: DatabaseSettings,
     pub cache: CacheSettings,
     pub auth: AuthSettings,
+    pub datastore: DatastoreSettings,
     /// `CONDUCTOR_ENV`: chooses the profile file, and `production` turns fallbacks into errors.
     #[serde(skip)]
     pub profile: String,
@@ -95,6 +99,7 @@ impl Default for Settings {
             database: DatabaseSettings::default(),
             cache: CacheSettings::default(),
             auth: AuthSettings::default(),
+            datastore: DatastoreSettings::default(),
             profile: "development".to_owned(),
         }
     }
@@ -271,7 +276,48 @@ impl Settings {
             });
         }
         self.cors_origins()?;
-        self.validate_auth()
+        self.validate_auth()?;
+        self.validate_datastore()
+    }
+
+    fn validate_datastore(&self) -> Result<(), SettingsError> {
+        let datastore = &self.datastore;
+        let invalid = |key: &'static str, message: &str| SettingsError::Invalid {
+            key,
+            message: message.to_owned(),
+        };
+        if datastore.url_ttl.is_zero() || datastore.url_ttl > std::time::Duration::from_secs(3600) {
+            return Err(invalid("datastore.url_ttl", "must be above zero and at most 1h"));
+        }
+        if datastore.max_file_size.as_u64() == 0 {
+            return Err(invalid("datastore.max_file_size", "must be above zero"));
+        }
+        if datastore.allowed_types.is_empty() {
+            return Err(invalid(
+                "datastore.allowed_types",
+                "must list at least one content type",
+            ));
+        }
+        if datastore.backend == DatastoreBackend::S3 {
+            let s3 = &datastore.s3;
+            for (key, missing) in [
+                ("datastore.s3.endpoint", s3.endpoint.is_none()),
+                (
+                    "datastore.s3.bucket",
+                    s3.bucket.as_deref().is_none_or(str::is_empty),
+                ),
+                (
+                    "datastore.s3.access_key",
+                    s3.access_key.as_deref().is_none_or(str::is_empty),
+                ),
+                ("datastore.s3.secret_key", s3.secret_key.is_none()),
+            ] {
+                if missing {
+                    return Err(invalid(key, "is required when datastore.backend = \"s3\""));
+                }
+            }
+        }
+        Ok(())
     }
 
     fn validate_auth(&self) -> Result<(), SettingsError> {
@@ -455,6 +501,26 @@ fn original_variables(env: &Environment) -> Result<MappedVariables, SettingsErro
             format!("redis://{host}:6379")
         };
         set("OS_API_CACHE", "cache.redis_url", url);
+    }
+    // Setting the original's S3 variables selects the S3 datastore, as they did.
+    if let Some(host) = env.get("OS_S3_HOSTNAME") {
+        let (endpoint, path_style) = datastore::endpoint_from_original(host, env.get("OS_S3_PORT"));
+        set("OS_S3_HOSTNAME", "datastore.backend", "s3".to_owned());
+        set("OS_S3_HOSTNAME", "datastore.s3.endpoint", endpoint);
+        set(
+            "OS_S3_HOSTNAME",
+            "datastore.s3.path_style",
+            path_style.to_string(),
+        );
+    }
+    for (var, key) in [
+        ("OS_STORAGE_BUCKET_NAME", "datastore.s3.bucket"),
+        ("OS_ACCESS_KEY_ID", "datastore.s3.access_key"),
+        ("OS_SECRET_ACCESS_KEY", "datastore.s3.secret_key"),
+    ] {
+        if let Some(value) = env.get(var) {
+            set(var, key, value.to_owned());
+        }
     }
     let pieces: Vec<&str> = (0..conductor_auth::bundle::PIECES)
         .filter_map(|i| env.get(&format!("OS_CONDUCTOR_SECRETS_{i}")))
@@ -903,5 +969,54 @@ mod tests {
             settings.unwrap().cors_origins().unwrap(),
             ["https://a.example", "https://b.example"]
         );
+    }
+
+    #[test]
+    fn the_original_s3_variables_select_the_s3_datastore() {
+        let settings = load(
+            &[],
+            &[
+                ("OS_S3_HOSTNAME", "s3.eu-west-1.amazonaws.com"),
+                ("OS_STORAGE_BUCKET_NAME", "datastore.openspending.org"),
+                ("OS_ACCESS_KEY_ID", "AKID"),
+                ("OS_SECRET_ACCESS_KEY", "s3-secret"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(settings.datastore.backend, DatastoreBackend::S3);
+        let s3 = &settings.datastore.s3;
+        assert_eq!(
+            s3.endpoint.as_ref().unwrap().as_str(),
+            "https://s3.eu-west-1.amazonaws.com/"
+        );
+        assert!(!s3.path_style);
+        assert_eq!(s3.bucket.as_deref(), Some("datastore.openspending.org"));
+        assert!(!settings.to_redacted_toml().unwrap().contains("s3-secret"));
+
+        let fake = load(
+            &[],
+            &[
+                ("OS_S3_HOSTNAME", "fakes3"),
+                ("OS_S3_PORT", "4567"),
+                ("OS_STORAGE_BUCKET_NAME", "b"),
+                ("OS_ACCESS_KEY_ID", "a"),
+                ("OS_SECRET_ACCESS_KEY", "s"),
+            ],
+        );
+        let fake = fake.unwrap();
+        assert_eq!(
+            fake.datastore.s3.endpoint.unwrap().as_str(),
+            "http://fakes3:4567/"
+        );
+        assert!(fake.datastore.s3.path_style);
+
+        let error = load(&[], &[("CONDUCTOR__DATASTORE__BACKEND", "s3")])
+            .unwrap_err()
+            .to_string();
+        assert!(error.starts_with("datastore.s3.endpoint"), "{error}");
+        let error = load(&[], &[("CONDUCTOR__DATASTORE__URL_TTL", "3days")])
+            .unwrap_err()
+            .to_string();
+        assert!(error.starts_with("datastore.url_ttl"), "{error}");
     }
 }

@@ -1,0 +1,157 @@
+//! `/datastore/*`: signed uploads (DESIGN §6), the user's prefixes, and the local datastore's files.
+
+use actix_web::http::StatusCode;
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::{HttpRequest, HttpResponse, web};
+use conductor_auth::PermissionClaims;
+use conductor_datastore::local::{PresentedUpload, UploadError};
+use conductor_datastore::{ObjectKey, UploadRequest};
+use conductor_permissions::Holder;
+use serde_json::json;
+
+use crate::error::ApiError;
+use crate::identity::Identity;
+use crate::params::Params;
+use crate::routes::user::token;
+use crate::storage::Storage;
+
+/// Where the local datastore's files are uploaded and read.
+pub const FILES_PREFIX: &str = "/datastore/files/";
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(web::resource(["/datastore/", "/datastore/authorize"]).post(authorize))
+        .service(web::resource("/datastore/info").get(info))
+        .service(
+            web::resource("/datastore/files/{key:.+}")
+                .put(put_file)
+                .get(get_file)
+                .head(get_file),
+        );
+}
+
+/// The request's permission token, verified: 401 when it is missing or does not verify as one.
+fn permission(
+    request: &HttpRequest,
+    params: &Params,
+    identity: &Identity,
+) -> Result<PermissionClaims, ApiError> {
+    let token =
+        token(request, params).ok_or_else(|| ApiError::unauthorized("a permission token is required"))?;
+    identity
+        .accounts
+        .tokens()
+        .verify_permission(token, identity.clock.now())
+        .map_err(|e| ApiError::unauthorized(format!("the permission token was refused: {e}")))
+}
+
+/// Signs one PUT per file of a data package, for the token holder's own prefix.
+async fn authorize(
+    request: HttpRequest,
+    params: Params,
+    body: web::Json<UploadRequest>,
+    identity: web::Data<Identity>,
+    storage: web::Data<Storage>,
+) -> Result<HttpResponse, ApiError> {
+    let claims = permission(&request, &params, &identity)?;
+    let holder = Holder {
+        userid: &claims.userid,
+        service: &claims.service,
+        permissions: &claims.permissions,
+    };
+    let filedata = storage.datastore.authorize(holder, &body).await?;
+    Ok(HttpResponse::Ok().json(json!({"filedata": filedata})))
+}
+
+/// The URL prefixes of the token holder's files.
+async fn info(
+    request: HttpRequest,
+    params: Params,
+    identity: web::Data<Identity>,
+    storage: web::Data<Storage>,
+) -> Result<HttpResponse, ApiError> {
+    let claims = permission(&request, &params, &identity)?;
+    Ok(HttpResponse::Ok().json(json!({"prefixes": storage.datastore.prefixes(&claims.userid)})))
+}
+
+fn local(storage: &Storage) -> Result<&conductor_datastore::local::LocalDatastore, ApiError> {
+    storage
+        .local
+        .as_deref()
+        .ok_or_else(|| ApiError::not_found("this datastore is not served here"))
+}
+
+fn object_key(request: &HttpRequest) -> Result<ObjectKey, ApiError> {
+    let raw = request.match_info().query("key");
+    ObjectKey::parse(raw).map_err(|e| ApiError::bad_request("invalid-path", e.to_string()))
+}
+
+/// Receives an upload to the local datastore: only as signed, streamed, and stored only when it all checks out.
+async fn put_file(
+    request: HttpRequest,
+    params: Params,
+    body: web::Payload,
+    identity: web::Data<Identity>,
+    storage: web::Data<Storage>,
+) -> Result<HttpResponse, ApiError> {
+    let store = local(&storage)?;
+    let key = object_key(&request)?;
+    let headers = request.headers();
+    let header_str = |name: header::HeaderName| headers.get(name).and_then(|v| v.to_str().ok());
+    let presented = PresentedUpload {
+        expires: params.get("expires"),
+        signature: params.get("signature"),
+        content_length: header_str(header::CONTENT_LENGTH).and_then(|v| v.parse().ok()),
+        content_md5: header_str(header::HeaderName::from_static("content-md5")),
+        content_type: header_str(header::CONTENT_TYPE),
+    };
+    store
+        .receive(&key, &presented, body, identity.clock.now())
+        .await
+        .map_err(upload_error)?;
+    let etag = presented
+        .content_md5
+        .and_then(|md5| HeaderValue::from_str(&format!("\"{md5}\"")).ok());
+    let mut response = HttpResponse::Ok().finish();
+    if let Some(etag) = etag {
+        response.headers_mut().insert(header::ETAG, etag);
+    }
+    Ok(response)
+}
+
+fn upload_error(error: UploadError) -> ApiError {
+    let (status, code) = match &error {
+        UploadError::Expired => (StatusCode::FORBIDDEN, "expired"),
+        UploadError::BadSignature => (StatusCode::FORBIDDEN, "signature-does-not-match"),
+        UploadError::LengthRequired => (StatusCode::LENGTH_REQUIRED, "length-required"),
+        UploadError::WrongLength => (StatusCode::BAD_REQUEST, "incomplete-body"),
+        UploadError::BadDigest => (StatusCode::BAD_REQUEST, "bad-digest"),
+        UploadError::NotFound => (StatusCode::NOT_FOUND, "not-found"),
+        UploadError::Interrupted(_) => (StatusCode::BAD_REQUEST, "interrupted"),
+        UploadError::Io(_) => return ApiError::internal(error),
+    };
+    ApiError::new(status, code, error.to_string())
+}
+
+/// Public reads, as the original's public-read bucket. Served as downloads that cannot run as a page here.
+async fn get_file(request: HttpRequest, storage: web::Data<Storage>) -> Result<HttpResponse, ApiError> {
+    let store = local(&storage)?;
+    let path = store.object_path(&object_key(&request)?).map_err(upload_error)?;
+    let file = actix_files::NamedFile::open_async(&path)
+        .await
+        .map_err(|_| ApiError::not_found("no such object"))?;
+    let mut response = file
+        .use_etag(true)
+        .use_last_modified(true)
+        .into_response(&request);
+    let headers = response.headers_mut();
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static("sandbox"),
+    );
+    headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
+    Ok(response)
+}

@@ -1,0 +1,458 @@
+//! `/datastore/*` on both adapters: the local datastore served by the gateway, and S3 (against s3s-fs).
+
+use std::time::Duration;
+
+use base64::Engine;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use conductor::settings::{DatastoreBackend, S3Settings, Secret};
+use conductor_core::{Clock, SystemClock, UserId};
+use conductor_tests::s3::{ACCESS_KEY, BUCKET, S3Server, SECRET_KEY};
+use conductor_tests::{Backend, TestApp, spawn_app_with};
+use md5::{Digest, Md5};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+const DATAPACKAGE: &[u8] =
+    br#"{"name": "budget", "resources": [{"name": "budget", "path": "data/budget.csv"}]}"#;
+const CSV: &[u8] = b"year,admin1,amount\n2014,Health,12.5\n2014,Education,20\n";
+
+/// A gateway on one adapter, and the S3 server behind it when there is one.
+struct Store {
+    app: TestApp,
+    s3: Option<S3Server>,
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Adapter {
+    Local,
+    S3,
+}
+
+async fn store(adapter: Adapter, url_ttl: Duration) -> Store {
+    let s3 = match adapter {
+        Adapter::Local => None,
+        Adapter::S3 => Some(S3Server::start().await.expect("s3s-fs")),
+    };
+    let endpoint = s3.as_ref().map(|s| s.endpoint.clone());
+    let app = spawn_app_with(Backend::Sqlite, |s| {
+        s.datastore.url_ttl = url_ttl;
+        if let Some(endpoint) = endpoint {
+            s.datastore.backend = DatastoreBackend::S3;
+            s.datastore.s3 = S3Settings {
+                endpoint: Some(endpoint),
+                region: "us-east-1".into(),
+                bucket: Some(BUCKET.into()),
+                access_key: Some(ACCESS_KEY.into()),
+                secret_key: Some(Secret::new(SECRET_KEY)),
+                path_style: true,
+            };
+        }
+    })
+    .await;
+    Store { app, s3 }
+}
+
+impl Store {
+    /// What was stored under a key, read back from the store itself.
+    async fn stored(&self, key: &str) -> Option<Vec<u8>> {
+        match &self.s3 {
+            Some(s3) => std::fs::read(s3.object(key)).ok(),
+            None => std::fs::read(self.app.data_dir().join("datastore").join(key)).ok(),
+        }
+    }
+
+    /// Files the store holds besides `keep`: none may be left by a rejected upload (temporary files included).
+    fn leftovers(&self) -> Vec<String> {
+        let files: Vec<std::path::PathBuf> = match &self.s3 {
+            Some(s3) => s3.files(),
+            None => walk(&self.app.data_dir().join("datastore")),
+        };
+        files.iter().map(|p| p.display().to_string()).collect()
+    }
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            out.extend(walk(&path))
+        } else {
+            out.push(path)
+        }
+    }
+    out
+}
+
+fn md5(bytes: &[u8]) -> String {
+    STANDARD.encode(Md5::digest(bytes))
+}
+
+async fn permission_token(app: &TestApp, email: &str) -> String {
+    let user = app.log_in(email).await;
+    let (_, body) = app
+        .get_json(&format!("/user/authorize?jwt={user}&service=os.datastore"))
+        .await;
+    body["token"].as_str().unwrap().to_owned()
+}
+
+fn request(owner: &UserId, files: &[(&str, &[u8])]) -> Value {
+    let filedata: serde_json::Map<String, Value> = files
+        .iter()
+        .map(|(path, bytes)| {
+            let spec = json!({"md5": md5(bytes), "name": path, "length": bytes.len(), "type": "application/octet-stream"});
+            ((*path).to_owned(), spec)
+        })
+        .collect();
+    json!({"metadata": {"owner": owner, "name": "Budget", "author": "Budget"}, "filedata": filedata})
+}
+
+async fn authorize(app: &TestApp, token: Option<&str>, body: &Value) -> (StatusCode, Value) {
+    let mut request = app.client.post(app.url("/datastore/")).json(body);
+    if let Some(token) = token {
+        request = request.header("Auth-Token", token);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+/// PUTs `body` as os-packager does: to `upload_url?<first of each upload_query>`, with the signed headers.
+async fn put(app: &TestApp, file: &Value, body: &[u8], md5_header: &str) -> StatusCode {
+    let mut url = url::Url::parse(file["upload_url"].as_str().unwrap()).unwrap();
+    for (name, values) in file["upload_query"].as_object().unwrap() {
+        url.query_pairs_mut()
+            .append_pair(name, values[0].as_str().unwrap());
+    }
+    put_url(app, url.as_str(), body, md5_header).await
+}
+
+async fn put_url(app: &TestApp, url: &str, body: &[u8], md5_header: &str) -> StatusCode {
+    app.client
+        .put(url)
+        .header("Content-MD5", md5_header)
+        .header("Content-Type", "application/octet-stream")
+        .body(body.to_vec())
+        .send()
+        .await
+        .unwrap()
+        .status()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn uploads_land_and_read_back_byte_for_byte() {
+    for adapter in [Adapter::Local, Adapter::S3] {
+        let store = store(adapter, Duration::from_secs(900)).await;
+        let app = &store.app;
+        let token = permission_token(app, "ada@example.test").await;
+        let owner = UserId::from_email("ada@example.test");
+        let files = [("datapackage.json", DATAPACKAGE), ("data/budget.csv", CSV)];
+        let (status, body) = authorize(app, Some(&token), &request(&owner, &files)).await;
+        assert_eq!(status, StatusCode::OK, "{adapter:?}: {body}");
+
+        let (_, info) = app.get_json(&format!("/datastore/info?jwt={token}")).await;
+        let prefixes: Vec<&str> = info["prefixes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p.as_str().unwrap())
+            .collect();
+        assert!(!prefixes.is_empty());
+        for (path, bytes) in files {
+            let file = &body["filedata"][path];
+            assert_eq!(file["md5"], md5(bytes));
+            assert_eq!(file["length"], bytes.len());
+            let url = file["upload_url"].as_str().unwrap();
+            assert!(
+                prefixes.iter().any(|p| url.starts_with(p)),
+                "{adapter:?}: {url} is under none of {prefixes:?}"
+            );
+            assert_eq!(
+                put(app, file, bytes, &md5(bytes)).await,
+                StatusCode::OK,
+                "{adapter:?} {path}"
+            );
+            let key = format!("{owner}/budget/{path}");
+            assert_eq!(
+                store.stored(&key).await.as_deref(),
+                Some(bytes),
+                "{adapter:?} {path}"
+            );
+        }
+        if matches!(adapter, Adapter::Local) {
+            // Public reads from the gateway, as from the original's public bucket.
+            let url = body["filedata"]["data/budget.csv"]["upload_url"]
+                .as_str()
+                .unwrap();
+            let response = app.client.get(url).send().await.unwrap();
+            assert_eq!(response.status(), StatusCode::OK);
+            assert_eq!(response.headers()["x-content-type-options"], "nosniff");
+            assert_eq!(response.bytes().await.unwrap().as_ref(), CSV);
+        }
+        let (_, ready) = app.get_json("/readyz").await;
+        assert_eq!(ready["checks"]["datastore"], "ok", "{adapter:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_uploads_are_rejected_and_leave_nothing() {
+    for adapter in [Adapter::Local, Adapter::S3] {
+        let store = store(adapter, Duration::from_secs(900)).await;
+        let app = &store.app;
+        let token = permission_token(app, "ada@example.test").await;
+        let owner = UserId::from_email("ada@example.test");
+        let (_, body) = authorize(app, Some(&token), &request(&owner, &[("data/budget.csv", CSV)])).await;
+        let file = &body["filedata"]["data/budget.csv"];
+        let tampered: Vec<u8> = CSV.iter().map(|b| if *b == b'5' { b'6' } else { *b }).collect();
+        let longer = [CSV, b"2015,Health,1\n"].concat();
+
+        let mut url = url::Url::parse(file["upload_url"].as_str().unwrap()).unwrap();
+        for (name, values) in file["upload_query"].as_object().unwrap() {
+            let value = values[0].as_str().unwrap();
+            let value =
+                if name.eq_ignore_ascii_case("signature") || name.eq_ignore_ascii_case("X-Amz-Signature") {
+                    let mut chars: Vec<char> = value.chars().collect();
+                    chars[3] = if chars[3] == 'a' { 'b' } else { 'a' };
+                    chars.into_iter().collect()
+                } else {
+                    value.to_owned()
+                };
+            url.query_pairs_mut().append_pair(name, &value);
+        }
+        let cases = [
+            (
+                "bytes that differ from the authorized MD5",
+                put(app, file, &tampered, &md5(CSV)).await,
+            ),
+            ("a longer body", put(app, file, &longer, &md5(&longer)).await),
+            (
+                "a shorter body",
+                put(app, file, &CSV[..10], &md5(&CSV[..10])).await,
+            ),
+            (
+                "a wrong Content-MD5 header",
+                put(app, file, &tampered, &md5(&tampered)).await,
+            ),
+            (
+                "a tampered signature",
+                put_url(app, url.as_str(), CSV, &md5(CSV)).await,
+            ),
+        ];
+        for (case, status) in cases {
+            assert!(
+                status == StatusCode::BAD_REQUEST || status == StatusCode::FORBIDDEN,
+                "{adapter:?} {case}: {status}"
+            );
+            assert_eq!(
+                store.stored(&format!("{owner}/budget/data/budget.csv")).await,
+                None,
+                "{adapter:?} {case}"
+            );
+            assert!(
+                store.leftovers().is_empty(),
+                "{adapter:?} {case} left {:?}",
+                store.leftovers()
+            );
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expired_url_is_refused() {
+    for adapter in [Adapter::Local, Adapter::S3] {
+        let store = store(adapter, Duration::from_secs(1)).await;
+        let app = &store.app;
+        let token = permission_token(app, "ada@example.test").await;
+        let owner = UserId::from_email("ada@example.test");
+        let (_, body) = authorize(app, Some(&token), &request(&owner, &[("data/budget.csv", CSV)])).await;
+        // Past the one-second lifetime (the signature's expiry is in whole seconds).
+        tokio::time::sleep(Duration::from_millis(2_500)).await;
+        let status = put(app, &body["filedata"]["data/budget.csv"], CSV, &md5(CSV)).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{adapter:?}");
+        assert!(
+            store.leftovers().is_empty(),
+            "{adapter:?}: {:?}",
+            store.leftovers()
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_path_escape_is_a_400() {
+    for adapter in [Adapter::Local, Adapter::S3] {
+        let store = store(adapter, Duration::from_secs(900)).await;
+        let app = &store.app;
+        let token = permission_token(app, "ada@example.test").await;
+        let owner = UserId::from_email("ada@example.test");
+        let long = "x".repeat(1100);
+        for path in [
+            "../x.csv",
+            "a/../../x.csv",
+            "/etc/passwd",
+            "a\\b.csv",
+            "%2e%2e/x.csv",
+            "%2E%2E/x.csv",
+            "a\u{1}b.csv",
+            "a//b.csv",
+            long.as_str(),
+        ] {
+            let (status, body) = authorize(app, Some(&token), &request(&owner, &[(path, CSV)])).await;
+            assert_eq!(status, StatusCode::BAD_REQUEST, "{adapter:?} {path:.30}: {body}");
+            assert_eq!(body["error"]["code"], "invalid-path");
+        }
+        // And the other checks of a file.
+        let mut bad_md5 = request(&owner, &[("x.csv", CSV)]);
+        bad_md5["filedata"]["x.csv"]["md5"] = json!("not-base64-of-16-bytes");
+        let mut too_large = request(&owner, &[("x.csv", CSV)]);
+        too_large["filedata"]["x.csv"]["length"] = json!(6u64 * 1024 * 1024 * 1024);
+        let mut html = request(&owner, &[("x.html", CSV)]);
+        html["filedata"]["x.html"]["type"] = json!("text/html");
+        let no_owner = json!({"metadata": {"name": "x"}, "filedata": {}});
+        let no_name = json!({"metadata": {"owner": owner}, "filedata": {}});
+        for (case, body) in [
+            ("md5", bad_md5),
+            ("length", too_large),
+            ("type", html),
+            ("owner", no_owner),
+            ("name", no_name),
+        ] {
+            let (status, answer) = authorize(app, Some(&token), &body).await;
+            assert_eq!(status, StatusCode::BAD_REQUEST, "{adapter:?} {case}: {answer}");
+        }
+        let response = app
+            .client
+            .post(app.url("/datastore/"))
+            .header("Auth-Token", &token)
+            .body("{not json")
+            .send()
+            .await;
+        assert_eq!(response.unwrap().status(), StatusCode::BAD_REQUEST);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_a_qualifying_permission_token_may_sign() {
+    let store = store(Adapter::Local, Duration::from_secs(900)).await;
+    let app = &store.app;
+    let owner = UserId::from_email("ada@example.test");
+    let token = permission_token(app, "ada@example.test").await;
+    let user_token = app.log_in("ada@example.test").await;
+    let day = Duration::from_secs(86_400);
+    let forger = app.forger(day, day);
+    let other_service = forger
+        .issue_permission(
+            &owner,
+            "os.other",
+            json!({"datapackage-upload": true}).as_object().cloned().unwrap(),
+            SystemClock.now(),
+        )
+        .unwrap();
+    let expired = forger
+        .issue_permission(
+            &owner,
+            "os.datastore",
+            json!({"datapackage-upload": true}).as_object().cloned().unwrap(),
+            SystemClock.now().minus(Duration::from_secs(2 * 86_400)),
+        )
+        .unwrap();
+    let no_upload = forger
+        .issue_permission(&owner, "os.datastore", Default::default(), SystemClock.now())
+        .unwrap();
+    let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"none","typ":"JWT"}"#);
+    let claims = URL_SAFE_NO_PAD.encode(
+        json!({"typ": "permission", "userid": owner, "service": "os.datastore", "permissions": {"datapackage-upload": true},
+               "iss": app.base_url.as_str(), "iat": 0, "exp": 4_102_444_800u64})
+        .to_string(),
+    );
+    let alg_none = format!("{header}.{claims}.");
+    let body = request(&owner, &[("x.csv", CSV)]);
+    let bob = request(&UserId::from_email("bob@example.test"), &[("x.csv", CSV)]);
+    let cases: [(&str, Option<&str>, &Value, StatusCode); 9] = [
+        ("no token", None, &body, StatusCode::UNAUTHORIZED),
+        ("garbage", Some("garbage"), &body, StatusCode::UNAUTHORIZED),
+        (
+            "testing-token",
+            Some("testing-token"),
+            &body,
+            StatusCode::UNAUTHORIZED,
+        ),
+        ("alg none", Some(&alg_none), &body, StatusCode::UNAUTHORIZED),
+        ("a user token", Some(&user_token), &body, StatusCode::UNAUTHORIZED),
+        ("expired", Some(&expired), &body, StatusCode::UNAUTHORIZED),
+        (
+            "another service",
+            Some(&other_service),
+            &body,
+            StatusCode::FORBIDDEN,
+        ),
+        (
+            "no upload permission",
+            Some(&no_upload),
+            &body,
+            StatusCode::FORBIDDEN,
+        ),
+        ("another owner", Some(&token), &bob, StatusCode::FORBIDDEN),
+    ];
+    for (case, token, body, expected) in cases {
+        let (status, answer) = authorize(app, token, body).await;
+        assert_eq!(status, expected, "{case}: {answer}");
+        assert!(answer["error"]["message"].is_string(), "{case}: {answer}");
+    }
+    // The same tokens at /datastore/authorize and /datastore/info.
+    let response = app
+        .client
+        .post(app.url("/datastore/authorize?jwt=testing-token"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        app.get("/datastore/info?jwt=testing-token").await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        app.get("/datastore/info").await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+    let (status, _) = authorize(app, Some(&token), &body).await;
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "the real token works at the same endpoint"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_browser_put_is_preflighted_for_allowed_origins() {
+    let store = store(Adapter::Local, Duration::from_secs(900)).await;
+    let app = &store.app;
+    let origin = app.base_url.as_str().trim_end_matches('/').to_owned();
+    let url = app.url(&format!(
+        "/datastore/files/{}/budget/x.csv",
+        UserId::from_email("ada@example.test")
+    ));
+    let preflight = app
+        .client
+        .request(reqwest::Method::OPTIONS, &url)
+        .header("Origin", &origin)
+        .header("Access-Control-Request-Method", "PUT")
+        .header("Access-Control-Request-Headers", "content-md5, content-type")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(preflight.status(), StatusCode::OK);
+    assert_eq!(
+        preflight.headers()["access-control-allow-origin"],
+        origin.as_str()
+    );
+    let refused = app
+        .client
+        .request(reqwest::Method::OPTIONS, &url)
+        .header("Origin", "https://evil.example")
+        .header("Access-Control-Request-Method", "PUT")
+        .send()
+        .await
+        .unwrap();
+    assert!(refused.headers().get("access-control-allow-origin").is_none());
+}
