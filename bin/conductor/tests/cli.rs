@@ -416,7 +416,7 @@ async fn a_secrets_bundle_from_encode_runs_the_service_with_those_keys() {
     let jwks = wait_for(&format!("http://127.0.0.1:{port}/.well-known/jwks.json"), 200).await;
     assert!(jwks.contains(&kid), "served with the bundle's key");
     assert!(
-        !dir.path().join("var/keys").exists(),
+        !dir.path().join("var/keys/private.pem").exists(),
         "no development key generated"
     );
 
