@@ -146,7 +146,13 @@ async fn uploads_land_and_read_back_byte_for_byte() {
         let app = &store.app;
         let token = permission_token(app, "ada@example.test").await;
         let owner = UserId::from_email("ada@example.test");
-        let files = [("datapackage.json", DATAPACKAGE), ("data/budget.csv", CSV)];
+        // Larger than the gateway's 1 MiB body limit, which does not apply to uploads: the signed length does.
+        let big: Vec<u8> = CSV.iter().copied().cycle().take(2 * 1024 * 1024 + 7).collect();
+        let files = [
+            ("datapackage.json", DATAPACKAGE),
+            ("data/budget.csv", CSV),
+            ("data/big.csv", big.as_slice()),
+        ];
         let (status, body) = authorize(app, Some(&token), &request(&owner, &files)).await;
         assert_eq!(status, StatusCode::OK, "{adapter:?}: {body}");
 
@@ -332,7 +338,12 @@ async fn every_path_escape_is_a_400() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn only_a_qualifying_permission_token_may_sign() {
-    let store = store(Adapter::Local, Duration::from_secs(900)).await;
+    for adapter in [Adapter::Local, Adapter::S3] {
+        tokens_are_checked_on(&store(adapter, Duration::from_secs(900)).await).await;
+    }
+}
+
+async fn tokens_are_checked_on(store: &Store) {
     let app = &store.app;
     let owner = UserId::from_email("ada@example.test");
     let token = permission_token(app, "ada@example.test").await;
