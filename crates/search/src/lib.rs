@@ -1,0 +1,135 @@
+//! Package search (DESIGN §8): the query model of the original's `/search/package`, one visibility rule, and a
+//! [`SearchIndex`] port that adapters implement. The database is the source of truth; an index is a projection
+//! of the registry that can be rebuilt from it at any time.
+
+pub mod query;
+
+use async_trait::async_trait;
+use conductor_core::{PackageId, PackageRecord, UserId};
+use serde_json::Value;
+
+pub use query::{Filter, SearchQuery};
+
+#[derive(Debug, thiserror::Error)]
+pub enum SearchError {
+    #[error("there is no search kind {0:?}; only \"package\" exists")]
+    UnknownKind(String),
+    #[error("the value of {0:?} is not JSON (search parameters are JSON values, e.g. q=\"budget\")")]
+    InvalidJson(String),
+    #[error("size must be a non-negative integer, got {0:?}")]
+    InvalidSize(String),
+    #[error("the search index is unavailable: {0}")]
+    Unavailable(String),
+    #[error("the search index failed: {0}")]
+    Index(String),
+}
+
+pub type Result<T> = std::result::Result<T, SearchError>;
+
+/// A search index of the registry.
+#[async_trait]
+pub trait SearchIndex: Send + Sync {
+    /// `embedded` or `opensearch`, for readiness and logs.
+    fn backend(&self) -> &'static str;
+    /// Adds or replaces a package.
+    async fn upsert(&self, record: &PackageRecord) -> Result<()>;
+    async fn delete(&self, id: &PackageId) -> Result<()>;
+    /// The ids of the matching visible packages, best first (newest first without free text).
+    async fn search(&self, query: &SearchQuery) -> Result<Vec<PackageId>>;
+    /// Replaces the whole index with these records.
+    async fn rebuild(&self, records: &[PackageRecord]) -> Result<()>;
+    /// How many packages the index holds.
+    async fn count(&self) -> Result<u64>;
+}
+
+/// Whether a package is visible to everyone: not private, and not marked unloaded (reference §4).
+pub fn is_public(record: &PackageRecord) -> bool {
+    let private = record.package.get("private").and_then(Value::as_bool).unwrap_or(false);
+    !private && record.loaded
+}
+
+/// The package's owner as the search sees it: `package.owner`, or the id's owner part.
+pub fn owner_of(record: &PackageRecord) -> String {
+    record
+        .package
+        .get("owner")
+        .and_then(Value::as_str)
+        .map_or_else(|| record.id.owner().to_string(), str::to_owned)
+}
+
+/// Whether `viewer` may see the package: everyone sees public ones, owners see their own in any state.
+pub fn is_visible(record: &PackageRecord, viewer: Option<&UserId>) -> bool {
+    is_public(record) || viewer.is_some_and(|viewer| owner_of(record) == viewer.as_str())
+}
+
+/// The document an index holds for a package: the registry fields a filter may name, without the Babbage model
+/// and resource schemas (which are never searched).
+pub fn indexed_document(record: &PackageRecord) -> Value {
+    let mut package = record.package.clone();
+    if let Some(object) = package.as_object_mut() {
+        object.remove("model");
+        if let Some(Value::Array(resources)) = object.get_mut("resources") {
+            for resource in resources.iter_mut().filter_map(Value::as_object_mut) {
+                resource.remove("schema");
+            }
+        }
+    }
+    serde_json::json!({
+        "id": record.id.to_string(),
+        "package": package,
+        "origin_url": record.origin_url,
+        "loaded": record.loaded,
+        "last_update": record.last_update.as_secs_f64(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use conductor_core::Timestamp;
+    use serde_json::json;
+
+    use super::*;
+
+    fn record(private: Option<bool>, loaded: bool) -> PackageRecord {
+        let owner = UserId::from_email("ada@example.test");
+        let mut package = json!({"name": "budget", "owner": owner, "model": {"measures": {}},
+                                 "resources": [{"path": "a.csv", "schema": {"fields": []}}]});
+        if let Some(private) = private {
+            package["private"] = json!(private);
+        }
+        PackageRecord {
+            id: PackageId::parse(&format!("{owner}:budget")).unwrap(),
+            model: json!({"fact_table": "t"}),
+            package,
+            origin_url: "http://x/datapackage.json".into(),
+            dataset: None,
+            author: None,
+            loading_status: None,
+            loaded,
+            last_update: Timestamp::from_millis(1_500),
+        }
+    }
+
+    #[test]
+    fn visibility_follows_the_original_rule() {
+        let owner = UserId::from_email("ada@example.test");
+        let other = UserId::from_email("bob@example.test");
+        for (private, loaded, public) in
+            [(None, true, true), (Some(false), true, true), (Some(true), true, false), (Some(false), false, false)]
+        {
+            let record = record(private, loaded);
+            assert_eq!(is_visible(&record, None), public, "{private:?} {loaded}");
+            assert_eq!(is_visible(&record, Some(&other)), public);
+            assert!(is_visible(&record, Some(&owner)), "owners always see their own");
+        }
+    }
+
+    #[test]
+    fn the_indexed_document_leaves_out_models_and_schemas() {
+        let document = indexed_document(&record(None, true));
+        assert!(document["package"].get("model").is_none());
+        assert!(document["package"]["resources"][0].get("schema").is_none());
+        assert_eq!(document["package"]["resources"][0]["path"], "a.csv");
+        assert_eq!(document["last_update"], json!(1.5));
+    }
+}
