@@ -2,6 +2,10 @@
 //! [`SearchIndex`] port that adapters implement. The database is the source of truth; an index is a projection
 //! of the registry that can be rebuilt from it at any time.
 
+#[cfg(test)]
+pub(crate) mod contract;
+#[cfg(feature = "embedded")]
+pub mod embedded;
 pub mod query;
 
 use async_trait::async_trait;
@@ -44,7 +48,11 @@ pub trait SearchIndex: Send + Sync {
 
 /// Whether a package is visible to everyone: not private, and not marked unloaded (reference §4).
 pub fn is_public(record: &PackageRecord) -> bool {
-    let private = record.package.get("private").and_then(Value::as_bool).unwrap_or(false);
+    let private = record
+        .package
+        .get("private")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
     !private && record.loaded
 }
 
@@ -114,9 +122,12 @@ mod tests {
     fn visibility_follows_the_original_rule() {
         let owner = UserId::from_email("ada@example.test");
         let other = UserId::from_email("bob@example.test");
-        for (private, loaded, public) in
-            [(None, true, true), (Some(false), true, true), (Some(true), true, false), (Some(false), false, false)]
-        {
+        for (private, loaded, public) in [
+            (None, true, true),
+            (Some(false), true, true),
+            (Some(true), true, false),
+            (Some(false), false, false),
+        ] {
             let record = record(private, loaded);
             assert_eq!(is_visible(&record, None), public, "{private:?} {loaded}");
             assert_eq!(is_visible(&record, Some(&other)), public);
@@ -131,5 +142,75 @@ mod tests {
         assert!(document["package"]["resources"][0].get("schema").is_none());
         assert_eq!(document["package"]["resources"][0]["path"], "a.csv");
         assert_eq!(document["last_update"], json!(1.5));
+    }
+}
+
+/// Search over the registry: the index finds, the database (the source of truth) supplies the records.
+#[derive(Clone)]
+pub struct Search {
+    index: std::sync::Arc<dyn SearchIndex>,
+    packages: std::sync::Arc<dyn conductor_core::repo::PackageRepository>,
+    max_size: usize,
+}
+
+impl std::fmt::Debug for Search {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Search")
+            .field("backend", &self.index.backend())
+            .field("max_size", &self.max_size)
+            .finish()
+    }
+}
+
+impl Search {
+    pub fn new(
+        index: std::sync::Arc<dyn SearchIndex>,
+        packages: std::sync::Arc<dyn conductor_core::repo::PackageRepository>,
+        max_size: usize,
+    ) -> Self {
+        Self {
+            index,
+            packages,
+            max_size,
+        }
+    }
+
+    pub fn index(&self) -> &dyn SearchIndex {
+        self.index.as_ref()
+    }
+
+    /// Runs `/search/<kind>` with its parameters for `viewer` (None: anonymous).
+    pub async fn search<'a>(
+        &self,
+        kind: &str,
+        params: impl IntoIterator<Item = (&'a str, &'a str)>,
+        viewer: Option<UserId>,
+    ) -> Result<Vec<PackageRecord>> {
+        let query = SearchQuery::parse(kind, params, viewer, self.max_size)?;
+        let ids = self.index.search(&query).await?;
+        let mut records = Vec::with_capacity(ids.len());
+        for id in ids {
+            let record = self
+                .packages
+                .get(&id)
+                .await
+                .map_err(|e| SearchError::Unavailable(e.to_string()))?;
+            // The database has the last word: a record gone or hidden since it was indexed is not shown.
+            if let Some(record) = record.filter(|r| is_visible(r, query.viewer.as_ref())) {
+                records.push(record);
+            }
+        }
+        Ok(records)
+    }
+
+    /// Rebuilds the index from every record in the database.
+    pub async fn rebuild_from_registry(&self) -> Result<usize> {
+        let records = self
+            .packages
+            .list()
+            .await
+            .map_err(|e| SearchError::Unavailable(e.to_string()))?;
+        self.index.rebuild(&records).await?;
+        Ok(records.len())
     }
 }

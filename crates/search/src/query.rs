@@ -69,9 +69,15 @@ impl SearchQuery {
         if kind != "package" {
             return Err(SearchError::UnknownKind(kind.to_owned()));
         }
-        let mut query = Self { text: None, filters: Vec::new(), size: DEFAULT_SIZE.min(max_size), viewer };
+        let mut query = Self {
+            text: None,
+            filters: Vec::new(),
+            size: DEFAULT_SIZE.min(max_size),
+            viewer,
+        };
         for (name, raw) in params {
-            let json = || serde_json::from_str::<Value>(raw).map_err(|_| SearchError::InvalidJson(name.to_owned()));
+            let json =
+                || serde_json::from_str::<Value>(raw).map_err(|_| SearchError::InvalidJson(name.to_owned()));
             match name {
                 "q" => match json()? {
                     Value::String(text) if text.trim().is_empty() => {}
@@ -80,14 +86,19 @@ impl SearchQuery {
                     other => query.text = Some(other.to_string()),
                 },
                 "size" => {
-                    let size = json()?.as_u64().ok_or_else(|| SearchError::InvalidSize(raw.to_owned()))?;
+                    let size = json()?
+                        .as_u64()
+                        .ok_or_else(|| SearchError::InvalidSize(raw.to_owned()))?;
                     query.size = usize::try_from(size).unwrap_or(usize::MAX).min(max_size);
                 }
                 _ if FILTERABLE.contains(&name.split('.').next().unwrap_or_default()) => {
                     let value = json()?;
                     match query.filters.iter_mut().find(|f| f.field == name) {
                         Some(filter) => filter.values.push(value),
-                        None => query.filters.push(Filter { field: name.to_owned(), values: vec![value] }),
+                        None => query.filters.push(Filter {
+                            field: name.to_owned(),
+                            values: vec![value],
+                        }),
                     }
                 }
                 _ => {}
@@ -127,27 +138,55 @@ mod tests {
         assert_eq!(
             query.filters,
             vec![
-                Filter { field: "package.owner".into(), values: vec![json!("583b10ad15f2e7f078afd3431c2c09ea")] },
-                Filter { field: "package.countryCode".into(), values: vec![json!("MD"), json!("UK")] },
-                Filter { field: "loaded".into(), values: vec![json!(true)] },
-                Filter { field: "package.count_of_rows".into(), values: vec![json!(10)] },
+                Filter {
+                    field: "package.owner".into(),
+                    values: vec![json!("583b10ad15f2e7f078afd3431c2c09ea")]
+                },
+                Filter {
+                    field: "package.countryCode".into(),
+                    values: vec![json!("MD"), json!("UK")]
+                },
+                Filter {
+                    field: "loaded".into(),
+                    values: vec![json!(true)]
+                },
+                Filter {
+                    field: "package.count_of_rows".into(),
+                    values: vec![json!(10)]
+                },
             ]
         );
-        assert!(query.filters[1].is_exact() && !Filter { field: "package.title".into(), values: vec![] }.is_exact());
+        assert!(
+            query.filters[1].is_exact()
+                && !Filter {
+                    field: "package.title".into(),
+                    values: vec![]
+                }
+                .is_exact()
+        );
     }
 
     #[test]
     fn size_is_honoured_and_capped() {
         assert_eq!(parse(&[("size", "10")]).unwrap().size, 10);
         assert_eq!(parse(&[("size", "1000000")]).unwrap().size, 10_000);
-        assert!(matches!(parse(&[("size", "\"ten\"")]), Err(SearchError::InvalidSize(_))));
-        assert!(matches!(parse(&[("size", "-1")]), Err(SearchError::InvalidSize(_))));
+        assert!(matches!(
+            parse(&[("size", "\"ten\"")]),
+            Err(SearchError::InvalidSize(_))
+        ));
+        assert!(matches!(
+            parse(&[("size", "-1")]),
+            Err(SearchError::InvalidSize(_))
+        ));
     }
 
     #[test]
     fn invalid_json_and_unknown_kinds_are_errors() {
         assert!(matches!(parse(&[("q", "budget")]), Err(SearchError::InvalidJson(p)) if p == "q"));
-        assert!(matches!(parse(&[("package.title", "{")]), Err(SearchError::InvalidJson(_))));
+        assert!(matches!(
+            parse(&[("package.title", "{")]),
+            Err(SearchError::InvalidJson(_))
+        ));
         let unknown = SearchQuery::parse("nothing", std::iter::empty(), None, 100);
         assert!(matches!(unknown, Err(SearchError::UnknownKind(kind)) if kind == "nothing"));
     }

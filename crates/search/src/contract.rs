@@ -1,0 +1,265 @@
+//! One contract suite for [`SearchIndex`], run against every adapter.
+
+use conductor_core::{PackageId, PackageRecord, Timestamp, UserId};
+use serde_json::{Value, json};
+
+use crate::{SearchIndex, SearchQuery};
+
+pub fn ada() -> UserId {
+    UserId::from_email("ada@example.test")
+}
+
+pub fn bob() -> UserId {
+    UserId::from_email("bob@example.test")
+}
+
+fn record(owner: &UserId, dataset: &str, package: Value, loaded: bool, updated: i64) -> PackageRecord {
+    let mut package = package;
+    package["owner"] = json!(owner);
+    package["name"] = json!(dataset);
+    PackageRecord {
+        id: PackageId::parse(&format!("{owner}:{dataset}")).unwrap(),
+        model: json!({"fact_table": "t", "measures": {"amount": {"column": "amount"}}}),
+        package,
+        origin_url: format!("http://127.0.0.1:8000/datastore/files/{owner}/{dataset}/datapackage.json"),
+        dataset: None,
+        author: None,
+        loading_status: None,
+        loaded,
+        last_update: Timestamp::from_millis(updated),
+    }
+}
+
+/// The packages every check runs on: Ada's in each state of the visibility matrix, and Bob's public ones.
+pub fn fixtures() -> Vec<PackageRecord> {
+    vec![
+        record(
+            &ada(),
+            "public-loaded",
+            json!({"title": "Moldova budget 2014", "private": false, "countryCode": "MD",
+            "count_of_rows": 10, "author": "Ada <ada@not.shown>"}),
+            true,
+            1_000,
+        ),
+        record(
+            &ada(),
+            "public-unloaded",
+            json!({"title": "Unloaded budget", "private": false}),
+            false,
+            2_000,
+        ),
+        record(
+            &ada(),
+            "private-loaded",
+            json!({"title": "Private spending", "private": true, "countryCode": "UK"}),
+            true,
+            3_000,
+        ),
+        record(
+            &ada(),
+            "private-unloaded",
+            json!({"title": "Private draft", "private": true}),
+            false,
+            4_000,
+        ),
+        record(
+            &bob(),
+            "uk-finances",
+            json!({"title": "UK central government finances", "countryCode": ["GB", "UK"],
+            "regionCode": "eu", "count_of_rows": 250, "description": "Spending by department",
+            "meta": {"level": "national", "checked": true}}),
+            true,
+            5_000,
+        ),
+        record(
+            &bob(),
+            "city-contracts",
+            json!({"title": "Contracts", "cityCode": "ldn", "count_of_rows": 10,
+            "description": "A budget for the city of London"}),
+            true,
+            6_000,
+        ),
+    ]
+}
+
+fn query(params: &[(&str, &str)], viewer: Option<UserId>) -> SearchQuery {
+    SearchQuery::parse("package", params.iter().copied(), viewer, 10_000).unwrap()
+}
+
+async fn ids(index: &dyn SearchIndex, params: &[(&str, &str)], viewer: Option<UserId>) -> Vec<String> {
+    index
+        .search(&query(params, viewer))
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|id| id.dataset().to_string())
+        .collect()
+}
+
+async fn sorted(index: &dyn SearchIndex, params: &[(&str, &str)], viewer: Option<UserId>) -> Vec<String> {
+    let mut found = ids(index, params, viewer).await;
+    found.sort();
+    found
+}
+
+pub async fn suite(index: &dyn SearchIndex) {
+    index.rebuild(&fixtures()).await.unwrap();
+    assert_eq!(index.count().await.unwrap(), 6);
+
+    // Visibility: {owner, other, anonymous} × {private, public} × {loaded, not loaded}.
+    let public = ["city-contracts", "public-loaded", "uk-finances"];
+    assert_eq!(sorted(index, &[], None).await, public);
+    assert_eq!(
+        sorted(index, &[], Some(bob())).await,
+        public,
+        "Bob sees Ada's public loaded package only"
+    );
+    assert_eq!(
+        sorted(index, &[], Some(ada())).await,
+        [
+            "city-contracts",
+            "private-loaded",
+            "private-unloaded",
+            "public-loaded",
+            "public-unloaded",
+            "uk-finances"
+        ],
+        "Ada sees all of hers in every state"
+    );
+    // Newest first without free text.
+    assert_eq!(
+        ids(index, &[], None).await,
+        ["city-contracts", "uk-finances", "public-loaded"]
+    );
+
+    // Exact filters: owner, id, codes (arrays match any element), repeated values OR-ed.
+    let owner = format!("\"{}\"", ada());
+    assert_eq!(
+        sorted(index, &[("package.owner", &owner)], Some(ada()))
+            .await
+            .len(),
+        4
+    );
+    assert_eq!(
+        sorted(index, &[("package.owner", &owner)], None).await,
+        ["public-loaded"]
+    );
+    let id = format!("\"{}:uk-finances\"", bob());
+    assert_eq!(sorted(index, &[("id", &id)], None).await, ["uk-finances"]);
+    assert_eq!(
+        sorted(index, &[("package.countryCode", "\"UK\"")], None).await,
+        ["uk-finances"]
+    );
+    assert_eq!(
+        sorted(index, &[("package.countryCode", "\"UK\"")], Some(ada())).await,
+        ["private-loaded", "uk-finances"]
+    );
+    assert_eq!(
+        sorted(
+            index,
+            &[
+                ("package.countryCode", "\"MD\""),
+                ("package.countryCode", "\"GB\"")
+            ],
+            None
+        )
+        .await,
+        ["public-loaded", "uk-finances"]
+    );
+    assert!(
+        sorted(index, &[("package.countryCode", "\"U\"")], None)
+            .await
+            .is_empty(),
+        "codes match whole"
+    );
+
+    // Numbers, booleans and nested fields.
+    assert_eq!(
+        sorted(index, &[("package.count_of_rows", "10")], None).await,
+        ["city-contracts", "public-loaded"]
+    );
+    assert_eq!(
+        sorted(index, &[("package.meta.level", "\"national\"")], None).await,
+        ["uk-finances"]
+    );
+    assert_eq!(
+        sorted(index, &[("package.meta.checked", "true")], None).await,
+        ["uk-finances"]
+    );
+    assert_eq!(
+        sorted(index, &[("loaded", "false")], Some(ada())).await,
+        ["private-unloaded", "public-unloaded"]
+    );
+    // Filters are AND-ed.
+    assert_eq!(
+        sorted(
+            index,
+            &[("package.count_of_rows", "10"), ("package.cityCode", "\"ldn\"")],
+            None
+        )
+        .await,
+        ["city-contracts"]
+    );
+
+    // Word match on text fields.
+    assert_eq!(
+        sorted(index, &[("package.title", "\"budget\"")], None).await,
+        ["public-loaded"]
+    );
+    assert_eq!(
+        sorted(index, &[("package.title", "\"Government\"")], None).await,
+        ["uk-finances"]
+    );
+
+    // q: a title match ranks above a description-only match.
+    assert_eq!(
+        ids(index, &[("q", "\"budget\"")], None).await,
+        ["public-loaded", "city-contracts"]
+    );
+    assert_eq!(
+        ids(index, &[("q", "\"spending\"")], Some(ada())).await,
+        ["private-loaded", "uk-finances"]
+    );
+    assert_eq!(
+        ids(index, &[("q", "\"md\"")], None).await,
+        ["public-loaded"],
+        "codes are searched too"
+    );
+    assert!(
+        ids(index, &[("q", "\"nothing matches this\"")], None)
+            .await
+            .is_empty()
+    );
+    assert!(
+        index
+            .search(&query(&[("q", "\"a:b (c\\\" OR\"")], None))
+            .await
+            .is_ok(),
+        "query syntax is not interpreted"
+    );
+
+    // size.
+    assert_eq!(ids(index, &[("size", "2")], None).await.len(), 2);
+
+    // Upsert replaces, delete removes.
+    let mut changed = fixtures().remove(0);
+    changed.package["private"] = json!(true);
+    index.upsert(&changed).await.unwrap();
+    assert_eq!(sorted(index, &[], None).await, ["city-contracts", "uk-finances"]);
+    assert_eq!(index.count().await.unwrap(), 6);
+    index.delete(&changed.id).await.unwrap();
+    assert_eq!(index.count().await.unwrap(), 5);
+    assert!(
+        !sorted(index, &[], Some(ada()))
+            .await
+            .contains(&"public-loaded".to_owned())
+    );
+
+    // Rebuild replaces everything.
+    index.rebuild(&fixtures()[4..]).await.unwrap();
+    assert_eq!(index.count().await.unwrap(), 2);
+    assert_eq!(
+        sorted(index, &[], Some(ada())).await,
+        ["city-contracts", "uk-finances"]
+    );
+}
