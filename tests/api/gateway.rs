@@ -24,7 +24,7 @@ async fn health_and_readiness_on_every_backend() {
         assert_eq!(status, StatusCode::OK);
         assert_eq!(
             body,
-            json!({"status": "ready", "checks": {"database": "ok", "datastore": "ok"}}),
+            json!({"status": "ready", "checks": {"database": "ok", "datastore": "ok", "search": "ok"}}),
             "{backend:?}"
         );
     }

@@ -13,4 +13,5 @@ mod gateway;
 mod logging;
 mod oidc;
 mod postgres_outage;
+mod search;
 mod user;

@@ -168,6 +168,22 @@ impl From<conductor_datastore::DatastoreError> for ApiError {
     }
 }
 
+impl From<conductor_search::SearchError> for ApiError {
+    fn from(error: conductor_search::SearchError) -> Self {
+        use conductor_search::SearchError as E;
+        match &error {
+            E::UnknownKind(_) => Self::bad_request("unknown-kind", error.to_string()),
+            E::InvalidJson(_) | E::InvalidSize(_) => {
+                Self::bad_request("invalid-parameter", error.to_string())
+            }
+            E::Unavailable(_) | E::Index(_) => {
+                tracing::warn!(%error, "search failed");
+                Self::unavailable("search is unavailable; try again shortly")
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

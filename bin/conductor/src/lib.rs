@@ -8,6 +8,7 @@ pub mod metrics;
 pub mod middleware;
 pub mod params;
 pub mod routes;
+pub mod search;
 pub mod settings;
 pub mod startup;
 pub mod storage;

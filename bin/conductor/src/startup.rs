@@ -19,6 +19,7 @@ use crate::identity::Identity;
 use crate::metrics::Metrics;
 use crate::middleware::{self, BodyLimit};
 use crate::routes;
+use crate::search::SearchState;
 use crate::settings::{Settings, SettingsError};
 use crate::storage::Storage;
 use crate::telemetry::RedactingRootSpan;
@@ -39,6 +40,8 @@ pub enum StartupError {
     Identity(String),
     #[error("datastore: {0}")]
     Datastore(String),
+    #[error("search: {0}")]
+    Search(String),
 }
 
 /// Routes an embedding program mounts beside the API.
@@ -78,6 +81,9 @@ impl Application {
             clock.clone(),
         )?);
         let storage = web::Data::new(Storage::build(&settings, clock.clone())?);
+        let search = SearchState::build(&settings, database.repositories())?;
+        tokio::spawn(search.clone().sync_when_reachable());
+        let search = web::Data::from(search);
         tokio::spawn(purge_expired_logins(
             database.repositories().login_states.clone(),
             clock,
@@ -107,6 +113,7 @@ impl Application {
                 .app_data(metrics.clone())
                 .app_data(identity.clone())
                 .app_data(storage.clone())
+                .app_data(search.clone())
                 .app_data(web::Data::new(BodyLimit(body_limit)))
                 .app_data(web::PayloadConfig::new(saturating_usize(body_limit)))
                 .app_data(json_config(body_limit))
@@ -115,6 +122,7 @@ impl Application {
                 .configure(routes::user::configure)
                 .configure(routes::oauth::configure)
                 .configure(routes::datastore::configure)
+                .configure(routes::search::configure)
                 .configure(|cfg| extra_routes(cfg))
                 .default_service(web::to(not_found))
                 // Outermost last: tracing sees every request, metrics count even refused ones.

@@ -8,6 +8,7 @@ use serde_json::json;
 
 use crate::error::ApiError;
 use crate::metrics::Metrics;
+use crate::search::SearchState;
 use crate::storage::Storage;
 
 /// How long a readiness probe waits for a database connection.
@@ -25,7 +26,11 @@ async fn healthz() -> HttpResponse {
 
 /// 200 when the database answers and has every migration of this build, and the datastore answers; 503
 /// otherwise, naming what is missing.
-async fn readyz(database: web::Data<Database>, storage: web::Data<Storage>) -> HttpResponse {
+async fn readyz(
+    database: web::Data<Database>,
+    storage: web::Data<Storage>,
+    search: web::Data<SearchState>,
+) -> HttpResponse {
     let datastore = match storage.datastore.signer().check().await {
         Ok(()) => Ok(()),
         Err(error) => {
@@ -33,13 +38,25 @@ async fn readyz(database: web::Data<Database>, storage: web::Data<Storage>) -> H
             Err("unavailable".to_owned())
         }
     };
+    let search = if !search.is_synced() {
+        Err("rebuilding from the registry".to_owned())
+    } else {
+        match search.search.index().count().await {
+            Ok(_) => Ok(()),
+            Err(error) => {
+                tracing::debug!(%error, "readiness: search index unavailable");
+                Err("unavailable".to_owned())
+            }
+        }
+    };
     let database = database_check(&database).await;
     let status = |check: &Result<(), String>| match check {
         Ok(()) => "ok".to_owned(),
         Err(problem) => problem.clone(),
     };
-    let checks = json!({"database": status(&database), "datastore": status(&datastore)});
-    if database.is_ok() && datastore.is_ok() {
+    let checks =
+        json!({"database": status(&database), "datastore": status(&datastore), "search": status(&search)});
+    if database.is_ok() && datastore.is_ok() && search.is_ok() {
         HttpResponse::Ok().json(json!({"status": "ready", "checks": checks}))
     } else {
         HttpResponse::ServiceUnavailable().json(json!({"status": "unavailable", "checks": checks}))

@@ -4,4 +4,5 @@ pub mod datastore;
 pub mod health;
 pub mod oauth;
 pub mod pages;
+pub mod search;
 pub mod user;

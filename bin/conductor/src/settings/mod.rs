@@ -7,6 +7,7 @@
 
 pub mod auth;
 pub mod datastore;
+pub mod search;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -21,6 +22,7 @@ use url::Url;
 
 pub use self::auth::{AuthSettings, GOOGLE_ISSUER, KeySettings, ProviderSettings, Secret};
 pub use self::datastore::{DatastoreBackend, DatastoreSettings, S3Settings};
+pub use self::search::{SearchBackend, SearchSettings};
 
 const ENV_PREFIX: &str = "CONDUCTOR";
 const ENV_SEPARATOR: &str = "__";
@@ -51,6 +53,7 @@ pub struct Settings {
     pub cache: CacheSettings,
     pub auth: AuthSettings,
     pub datastore: DatastoreSettings,
+    pub search: SearchSettings,
     /// `CONDUCTOR_ENV`: chooses the profile file, and `production` turns fallbacks into errors.
     #[serde(skip)]
     pub profile: String,
@@ -100,6 +103,7 @@ impl Default for Settings {
             cache: CacheSettings::default(),
             auth: AuthSettings::default(),
             datastore: DatastoreSettings::default(),
+            search: SearchSettings::default(),
             profile: "development".to_owned(),
         }
     }
@@ -277,7 +281,14 @@ impl Settings {
         }
         self.cors_origins()?;
         self.validate_auth()?;
-        self.validate_datastore()
+        self.validate_datastore()?;
+        if self.search.max_size == 0 {
+            return Err(SettingsError::Invalid {
+                key: "search.max_size",
+                message: "must be at least 1".into(),
+            });
+        }
+        Ok(())
     }
 
     fn validate_datastore(&self) -> Result<(), SettingsError> {

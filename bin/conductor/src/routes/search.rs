@@ -1,0 +1,49 @@
+//! `GET /search/<kind>`: the original's package search (DESIGN §8).
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde_json::{Value, json};
+
+use crate::error::ApiError;
+use crate::identity::Identity;
+use crate::params::Params;
+use crate::routes::user::token;
+use crate::search::SearchState;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(web::resource("/search/{kind}").get(search));
+}
+
+/// Visible packages matching the parameters; a valid user token adds the caller's own private ones, and a bad
+/// or expired one counts as anonymous.
+async fn search(
+    request: HttpRequest,
+    kind: web::Path<String>,
+    params: Params,
+    identity: web::Data<Identity>,
+    state: web::Data<SearchState>,
+) -> Result<HttpResponse, ApiError> {
+    let viewer = token(&request, &params)
+        .and_then(|token| {
+            identity
+                .accounts
+                .tokens()
+                .verify_user(token, identity.clock.now())
+                .ok()
+        })
+        .map(|claims| claims.userid);
+    let records = state.search.search(&kind, params.iter(), viewer).await?;
+    let results: Vec<Value> = records
+        .into_iter()
+        .map(|record| {
+            json!({
+                "id": record.id,
+                "model": record.model,
+                "package": record.package,
+                "origin_url": record.origin_url,
+                "loaded": record.loaded,
+                "last_update": record.last_update.as_secs_f64(),
+            })
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(results))
+}

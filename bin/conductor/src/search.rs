@@ -1,0 +1,65 @@
+//! The search index chosen from `search.backend`, kept in step with the registry.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use conductor_search::Search;
+use conductor_search::embedded::EmbeddedIndex;
+use conductor_store::Repositories;
+
+use crate::settings::{SearchBackend, Settings};
+use crate::startup::StartupError;
+
+/// The search service, and whether the index has been brought in step with the database since start.
+#[derive(Debug)]
+pub struct SearchState {
+    pub search: Search,
+    synced: AtomicBool,
+}
+
+impl SearchState {
+    pub fn build(settings: &Settings, repositories: &Repositories) -> Result<Arc<Self>, StartupError> {
+        let index = match settings.search.backend {
+            SearchBackend::Embedded => EmbeddedIndex::open(&settings.data_dir.join("search"))
+                .map_err(|e| StartupError::Search(format!("the embedded index under data_dir: {e}")))?,
+        };
+        let search = Search::new(
+            Arc::new(index),
+            repositories.packages.clone(),
+            settings.search.max_size,
+        );
+        Ok(Arc::new(Self {
+            search,
+            synced: AtomicBool::new(false),
+        }))
+    }
+
+    pub fn is_synced(&self) -> bool {
+        self.synced.load(Ordering::Acquire)
+    }
+
+    /// Rebuilds the index from the registry once the database answers (retrying with backoff until it does),
+    /// so a missing, stale or freshly created index catches up without anyone's action.
+    pub async fn sync_when_reachable(self: Arc<Self>) {
+        let mut delay = Duration::from_millis(250);
+        loop {
+            match self.search.rebuild_from_registry().await {
+                Ok(count) => {
+                    tracing::info!(
+                        packages = count,
+                        backend = self.search.index().backend(),
+                        "search index rebuilt"
+                    );
+                    self.synced.store(true, Ordering::Release);
+                    return;
+                }
+                Err(error) => {
+                    tracing::debug!(%error, retry_in = ?delay, "search index not rebuilt yet");
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_secs(5));
+                }
+            }
+        }
+    }
+}
