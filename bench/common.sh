@@ -20,10 +20,12 @@ export CONDUCTOR__DATA_DIR="$work/var" CONDUCTOR__SERVER__BIND="127.0.0.1:$port"
 
 # A user token for bench@example.test, before the server starts (the CLI migrates the database).
 user_token=$("$binary" --config-dir config token mint --email bench@example.test)
+# A benchmark may fill the database before the server starts (it rebuilds its search index from it).
+if declare -F before_serve >/dev/null; then before_serve; fi
 "$binary" --config-dir config serve 2>"$work/server.log" &
 server=$!
 trap 'kill "$server" 2>/dev/null || true; rm -rf "$work"' EXIT
-for _ in $(seq 1 100); do curl -fsS "$base/readyz" >/dev/null 2>&1 && break; sleep 0.1; done
+for _ in $(seq 1 600); do curl -fsS "$base/readyz" >/dev/null 2>&1 && break; sleep 0.1; done
 
 # wrk_row NAME PATH [LUA-SCRIPT] -> "NAME requests/s p50 p99"; fails on any non-2xx answer.
 wrk_row() {

@@ -435,3 +435,37 @@ async fn a_secrets_bundle_from_encode_runs_the_service_with_those_keys() {
             .trim()
     );
 }
+
+#[tokio::test]
+async fn search_reindex_rebuilds_the_index_from_the_database() {
+    use conductor_core::{PackageId, PackageRecord, Timestamp};
+    let dir = tempfile::tempdir().unwrap();
+    let (code, _, stderr) = output(conductor(dir.path()).args(["search", "reindex"]));
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stderr.contains("holds 0 package(s)"), "{stderr}");
+
+    let url = format!("sqlite://{}", dir.path().join("var/conductor.db").display());
+    let database =
+        conductor_store::Database::open(&conductor_store::DatabaseUrl::parse(&url).unwrap(), 1).unwrap();
+    let owner = conductor_core::UserId::from_email("ada@example.test");
+    for dataset in ["a", "b"] {
+        let record = PackageRecord {
+            id: PackageId::parse(&format!("{owner}:{dataset}")).unwrap(),
+            model: serde_json::json!({}),
+            package: serde_json::json!({"name": dataset}),
+            origin_url: String::new(),
+            dataset: None,
+            author: None,
+            loading_status: None,
+            loaded: true,
+            last_update: Timestamp::from_millis(0),
+        };
+        database.repositories().packages.put(&record).await.unwrap();
+    }
+    let (code, _, stderr) = output(conductor(dir.path()).args(["search", "reindex"]));
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stderr.contains("the embedded search index now holds 2 package(s)"),
+        "{stderr}"
+    );
+}

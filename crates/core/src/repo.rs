@@ -57,6 +57,8 @@ pub trait PermissionRepository: Send + Sync {
 #[async_trait]
 pub trait PackageRepository: Send + Sync {
     async fn get(&self, id: &PackageId) -> RepoResult<Option<PackageRecord>>;
+    /// The records with these ids that exist, in any order (one round trip per few hundred ids).
+    async fn get_many(&self, ids: &[PackageId]) -> RepoResult<Vec<PackageRecord>>;
     /// Inserts or replaces the whole record.
     async fn put(&self, record: &PackageRecord) -> RepoResult<()>;
     async fn delete(&self, id: &PackageId) -> RepoResult<bool>;

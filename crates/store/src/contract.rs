@@ -173,6 +173,25 @@ async fn packages(repos: &Repositories) {
     assert_eq!(repos.packages.get(&first.id).await.unwrap(), Some(replaced));
 
     assert_eq!(repos.packages.list().await.unwrap().len(), 3);
+    let mut many: Vec<_> = repos
+        .packages
+        .get_many(&[
+            second.id.clone(),
+            first.id.clone(),
+            PackageId::parse(&format!("{owner}:missing")).unwrap(),
+        ])
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|p| p.id)
+        .collect();
+    many.sort();
+    assert_eq!(
+        many,
+        vec![second.id.clone(), first.id.clone()],
+        "existing ones only"
+    );
+    assert!(repos.packages.get_many(&[]).await.unwrap().is_empty());
     let mine: Vec<_> = repos
         .packages
         .list_by_owner(&owner)

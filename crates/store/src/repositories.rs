@@ -297,6 +297,26 @@ macro_rules! impl_for_connection {
                 .await
             }
 
+            async fn get_many(&self, ids: &[PackageId]) -> RepoResult<Vec<PackageRecord>> {
+                let ids: Vec<String> = ids.iter().map(ToString::to_string).collect();
+                self.run(move |conn: &mut $conn| {
+                    let mut records = Vec::with_capacity(ids.len());
+                    // Chunks keep each statement under SQLite's bound-parameter limit.
+                    for chunk in ids.chunks(500) {
+                        let rows = packages::table
+                            .filter(packages::id.eq_any(chunk))
+                            .select(PackageRow::as_select())
+                            .load(conn)
+                            .map_err(query_error)?;
+                        for row in rows {
+                            records.push(row.into_record()?);
+                        }
+                    }
+                    Ok(records)
+                })
+                .await
+            }
+
             async fn put(&self, record: &PackageRecord) -> RepoResult<()> {
                 let row = PackageRow::from_record(record)?;
                 self.run(move |conn: &mut $conn| {

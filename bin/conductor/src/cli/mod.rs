@@ -59,6 +59,17 @@ enum Command {
         #[command(subcommand)]
         action: identity::SecretsCommand,
     },
+    /// The search index.
+    Search {
+        #[command(subcommand)]
+        action: SearchCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum SearchCommand {
+    /// Rebuild the search index from the database (stop `serve` first: the embedded index has one writer).
+    Reindex,
 }
 
 #[derive(Debug, Subcommand)]
@@ -103,6 +114,9 @@ pub fn run() -> ExitCode {
             actix_web::rt::System::new().block_on(identity::permissions(settings, action))
         }
         Command::Secrets { action } => identity::secrets(&env, action),
+        Command::Search {
+            action: SearchCommand::Reindex,
+        } => actix_web::rt::System::new().block_on(reindex(settings)),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
@@ -131,6 +145,17 @@ fn print_line(line: &str) {
     {
         println!("{line}");
     }
+}
+
+async fn reindex(settings: Settings) -> anyhow::Result<()> {
+    let database = migrated_database(&settings).await?;
+    let state = crate::search::SearchState::build(&settings, database.repositories())?;
+    let count = state.search.rebuild_from_registry().await?;
+    eprintln!(
+        "conductor: the {} search index now holds {count} package(s)",
+        state.search.index().backend()
+    );
+    Ok(())
 }
 
 async fn migrate(settings: Settings) -> anyhow::Result<()> {
