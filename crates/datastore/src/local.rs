@@ -93,13 +93,7 @@ impl LocalDatastore {
     }
 
     fn url(&self, key: &ObjectKey) -> String {
-        let encoded: Vec<String> = key
-            .as_str()
-            .split('/')
-            .map(|s| url::form_urlencoded::byte_serialize(s.as_bytes()).collect())
-            .collect();
-        // form encoding writes spaces as `+`, which a path does not read back as a space.
-        format!("{}{}", self.files_url, encoded.join("/").replace('+', "%20"))
+        format!("{}{}", self.files_url, key.url_path())
     }
 
     fn signature(

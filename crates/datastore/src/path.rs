@@ -100,6 +100,17 @@ impl ObjectKey {
         &self.0
     }
 
+    /// The key as a URL path: each segment percent-encoded, `/` kept.
+    pub fn url_path(&self) -> String {
+        let segments: Vec<String> = self
+            .0
+            .split('/')
+            .map(|s| url::form_urlencoded::byte_serialize(s.as_bytes()).collect())
+            .collect();
+        // Form encoding writes a space as `+` (a literal `+` as `%2B`); a path reads `+` literally.
+        segments.join("/").replace('+', "%20")
+    }
+
     /// The key's owner (its first segment).
     pub fn owner(&self) -> &str {
         self.0.split('/').next().unwrap_or_default()

@@ -127,12 +127,7 @@ impl UploadSigner for S3Datastore {
     }
 
     fn public_url(&self, key: &ObjectKey) -> String {
-        let encoded: Vec<String> = key
-            .as_str()
-            .split('/')
-            .map(|s| url::form_urlencoded::byte_serialize(s.as_bytes()).collect())
-            .collect();
-        format!("{}{}", self.public_base, encoded.join("/").replace('+', "%20"))
+        format!("{}{}", self.public_base, key.url_path())
     }
 
     async fn check(&self) -> Result<()> {

@@ -52,7 +52,8 @@ fn schema() -> (Schema, Fields) {
         )
     };
     let fields = Fields {
-        id: builder.add_text_field("id", STRING | STORED),
+        // FAST: results read their ids from the column, not the compressed document store.
+        id: builder.add_text_field("id", STRING | STORED | FAST),
         owner: builder.add_text_field("owner", STRING),
         public: builder.add_bool_field("public", INDEXED),
         last_update: builder.add_i64_field("last_update", INDEXED | FAST),
