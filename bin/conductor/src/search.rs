@@ -4,8 +4,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use conductor_search::Search;
+use conductor_core::Clock;
 use conductor_search::embedded::EmbeddedIndex;
+use conductor_search::{Registry, Search};
 use conductor_store::Repositories;
 
 use crate::settings::{SearchBackend, Settings};
@@ -15,22 +16,39 @@ use crate::startup::StartupError;
 #[derive(Debug)]
 pub struct SearchState {
     pub search: Search,
+    /// Registry writes that keep the index in step (the loader's and the /package endpoints').
+    pub registry: Registry,
     synced: AtomicBool,
 }
 
+/// How often queued index writes are retried.
+const OUTBOX_INTERVAL: Duration = Duration::from_secs(5);
+
 impl SearchState {
-    pub fn build(settings: &Settings, repositories: &Repositories) -> Result<Arc<Self>, StartupError> {
+    pub fn build(
+        settings: &Settings,
+        repositories: &Repositories,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Arc<Self>, StartupError> {
         let index = match settings.search.backend {
             SearchBackend::Embedded => EmbeddedIndex::open(&settings.data_dir.join("search"))
                 .map_err(|e| StartupError::Search(format!("the embedded index under data_dir: {e}")))?,
         };
+        let index = Arc::new(index);
         let search = Search::new(
-            Arc::new(index),
+            index.clone(),
             repositories.packages.clone(),
             settings.search.max_size,
         );
+        let registry = Registry::new(
+            repositories.packages.clone(),
+            index,
+            repositories.search_outbox.clone(),
+            clock,
+        );
         Ok(Arc::new(Self {
             search,
+            registry,
             synced: AtomicBool::new(false),
         }))
     }
@@ -59,6 +77,21 @@ impl SearchState {
                     tokio::time::sleep(delay).await;
                     delay = (delay * 2).min(Duration::from_secs(5));
                 }
+            }
+        }
+    }
+}
+
+impl SearchState {
+    /// Retries queued index writes now and then, for as long as the process runs.
+    pub async fn drain_outbox_periodically(self: Arc<Self>) {
+        let mut every = tokio::time::interval(OUTBOX_INTERVAL);
+        loop {
+            every.tick().await;
+            match self.registry.drain_outbox().await {
+                Ok(0) => {}
+                Ok(applied) => tracing::info!(applied, "queued index writes applied"),
+                Err(error) => tracing::debug!(%error, "could not read the index outbox; will retry"),
             }
         }
     }

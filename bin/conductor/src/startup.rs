@@ -81,8 +81,9 @@ impl Application {
             clock.clone(),
         )?);
         let storage = web::Data::new(Storage::build(&settings, clock.clone())?);
-        let search = SearchState::build(&settings, database.repositories())?;
+        let search = SearchState::build(&settings, database.repositories(), clock.clone())?;
         tokio::spawn(search.clone().sync_when_reachable());
+        tokio::spawn(search.clone().drain_outbox_periodically());
         let search = web::Data::from(search);
         tokio::spawn(purge_expired_logins(
             database.repositories().login_states.clone(),

@@ -95,3 +95,20 @@ pub trait LoginStateRepository: Send + Sync {
     /// Removes expired states; returns how many.
     async fn purge_expired(&self, now: Timestamp) -> RepoResult<u64>;
 }
+
+/// A pending index write: bring `package_id`'s index entry in step with the registry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxEntry {
+    pub id: i64,
+    pub package_id: PackageId,
+    pub attempts: i32,
+}
+
+#[async_trait]
+pub trait SearchOutboxRepository: Send + Sync {
+    async fn push(&self, package_id: &PackageId, now: Timestamp) -> RepoResult<()>;
+    /// The oldest pending entries.
+    async fn pending(&self, limit: i64) -> RepoResult<Vec<OutboxEntry>>;
+    async fn done(&self, id: i64) -> RepoResult<()>;
+    async fn failed(&self, id: i64, error: &str) -> RepoResult<()>;
+}

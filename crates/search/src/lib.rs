@@ -7,12 +7,14 @@ pub(crate) mod contract;
 #[cfg(feature = "embedded")]
 pub mod embedded;
 pub mod query;
+pub mod registry;
 
 use async_trait::async_trait;
 use conductor_core::{PackageId, PackageRecord, UserId};
 use serde_json::Value;
 
 pub use query::{Filter, SearchQuery};
+pub use registry::{Registry, RegistryError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SearchError {

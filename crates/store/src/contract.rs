@@ -14,7 +14,7 @@ async fn migrated(db: &TestDatabase) -> Database {
     let database = Database::open(&DatabaseUrl::parse(db.url()).unwrap(), 4).unwrap();
     assert!(database.pending_migrations().await.unwrap() > 0);
     let applied = database.migrate().await.unwrap();
-    assert_eq!(applied.len(), 1);
+    assert_eq!(applied.len(), 2, "every migration of this build");
     assert_eq!(database.pending_migrations().await.unwrap(), 0);
     assert!(
         database.migrate().await.unwrap().is_empty(),
@@ -325,6 +325,34 @@ async fn login_states(repos: &Repositories) {
     assert_eq!(repos.login_states.purge_expired(now).await.unwrap(), 1);
 }
 
+async fn search_outbox(repos: &Repositories) {
+    let id = |d: &str| PackageId::parse(&format!("{}:{d}", UserId::from_email("ada@example.test"))).unwrap();
+    repos
+        .search_outbox
+        .push(&id("a"), Timestamp::from_millis(1))
+        .await
+        .unwrap();
+    repos
+        .search_outbox
+        .push(&id("b"), Timestamp::from_millis(2))
+        .await
+        .unwrap();
+    let pending = repos.search_outbox.pending(10).await.unwrap();
+    assert_eq!(
+        pending.iter().map(|e| e.package_id.clone()).collect::<Vec<_>>(),
+        [id("a"), id("b")],
+        "oldest first"
+    );
+    repos
+        .search_outbox
+        .failed(pending[0].id, "index unreachable")
+        .await
+        .unwrap();
+    assert_eq!(repos.search_outbox.pending(1).await.unwrap()[0].attempts, 1);
+    repos.search_outbox.done(pending[0].id).await.unwrap();
+    assert_eq!(repos.search_outbox.pending(10).await.unwrap().len(), 1);
+}
+
 async fn suite(db: TestDatabase) {
     let database = migrated(&db).await;
     let repos = database.repositories();
@@ -333,6 +361,7 @@ async fn suite(db: TestDatabase) {
     packages(repos).await;
     load_jobs(repos).await;
     login_states(repos).await;
+    search_outbox(repos).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -6,7 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use conductor_core::repo::{
-    LoadJobRepository, LoginStateRepository, PackageRepository, PermissionRepository, UserRepository,
+    LoadJobRepository, LoginStateRepository, PackageRepository, PermissionRepository, SearchOutboxRepository,
+    UserRepository,
 };
 use diesel::r2d2::{ConnectionManager, CustomizeConnection, HandleError, Pool};
 use diesel::sqlite::SqliteConnection;
@@ -81,6 +82,7 @@ pub struct Repositories {
     pub packages: Arc<dyn PackageRepository>,
     pub load_jobs: Arc<dyn LoadJobRepository>,
     pub login_states: Arc<dyn LoginStateRepository>,
+    pub search_outbox: Arc<dyn SearchOutboxRepository>,
 }
 
 impl fmt::Debug for Repositories {
@@ -139,6 +141,7 @@ impl Database {
             + PackageRepository
             + LoadJobRepository
             + LoginStateRepository
+            + SearchOutboxRepository
             + 'static,
     {
         let db = Arc::new(db);
@@ -150,7 +153,8 @@ impl Database {
                 permissions: db.clone(),
                 packages: db.clone(),
                 load_jobs: db.clone(),
-                login_states: db,
+                login_states: db.clone(),
+                search_outbox: db,
             },
         }
     }

@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use conductor_core::repo::{
-    JobProgress, LoadJobRepository, LoginStateRepository, PackageRepository, PermissionRepository, RepoError,
-    RepoResult, UserRepository, UsernameChange,
+    JobProgress, LoadJobRepository, LoginStateRepository, OutboxEntry, PackageRepository,
+    PermissionRepository, RepoError, RepoResult, SearchOutboxRepository, UserRepository, UsernameChange,
 };
 use conductor_core::{
     Grantee, LoadJob, LoadStatus, LoginState, NewLoadJob, NewUser, PackageId, PackageRecord, PermissionGrant,
@@ -26,7 +26,7 @@ use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 
 use crate::error::{Result, StoreError};
 use crate::rows::{LoadJobRow, LoginStateRow, NewLoadJobRow, PackageRow, PermissionRow, UserRow};
-use crate::schema::{load_jobs, login_states, packages, permissions, users};
+use crate::schema::{load_jobs, login_states, packages, permissions, search_outbox, users};
 
 const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/postgres");
 const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/sqlite");
@@ -452,6 +452,76 @@ macro_rules! impl_for_connection {
                     .execute(conn)
                     .map(|n| n == 1)
                     .map_err(query_error)
+                })
+                .await
+            }
+        }
+
+        #[async_trait]
+        impl SearchOutboxRepository for Db<$conn> {
+            async fn push(&self, package_id: &PackageId, now: Timestamp) -> RepoResult<()> {
+                let package_id = package_id.to_string();
+                self.run(move |conn: &mut $conn| {
+                    diesel::insert_into(search_outbox::table)
+                        .values((
+                            search_outbox::package_id.eq(package_id),
+                            search_outbox::created_at.eq(now.as_millis()),
+                        ))
+                        .execute(conn)
+                        .map(drop)
+                        .map_err(query_error)
+                })
+                .await
+            }
+
+            async fn pending(&self, limit: i64) -> RepoResult<Vec<OutboxEntry>> {
+                self.run(move |conn: &mut $conn| {
+                    let rows: Vec<(i64, String, i32)> = search_outbox::table
+                        .order(search_outbox::id)
+                        .limit(limit)
+                        .select((
+                            search_outbox::id,
+                            search_outbox::package_id,
+                            search_outbox::attempts,
+                        ))
+                        .load(conn)
+                        .map_err(query_error)?;
+                    rows.into_iter()
+                        .map(|(id, package_id, attempts)| {
+                            let package_id = PackageId::parse(&package_id)
+                                .map_err(|e| RepoError::Corrupt(format!("search_outbox: {e}")))?;
+                            Ok(OutboxEntry {
+                                id,
+                                package_id,
+                                attempts,
+                            })
+                        })
+                        .collect()
+                })
+                .await
+            }
+
+            async fn done(&self, id: i64) -> RepoResult<()> {
+                self.run(move |conn: &mut $conn| {
+                    diesel::delete(search_outbox::table.find(id))
+                        .execute(conn)
+                        .map(drop)
+                        .map_err(query_error)
+                })
+                .await
+            }
+
+            async fn failed(&self, id: i64, error: &str) -> RepoResult<()> {
+                let error = error.chars().take(1000).collect::<String>();
+                self.run(move |conn: &mut $conn| {
+                    diesel::update(search_outbox::table.find(id))
+                        .set((
+                            search_outbox::attempts.eq(search_outbox::attempts + 1),
+                            search_outbox::last_error.eq(error),
+                        ))
+                        .execute(conn)
+                        .map(drop)
+                        .map_err(query_error)
                 })
                 .await
             }

@@ -63,3 +63,13 @@ diesel::table! {
         expires_at -> BigInt,
     }
 }
+
+diesel::table! {
+    search_outbox (id) {
+        id -> BigInt,
+        package_id -> Text,
+        created_at -> BigInt,
+        attempts -> Integer,
+        last_error -> Nullable<Text>,
+    }
+}

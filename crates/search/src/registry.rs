@@ -1,0 +1,204 @@
+//! The registry and its projection: every change is written to the database (the source of truth) and then to
+//! the index; an index write that fails is kept in a durable outbox and retried, so the index catches up by
+//! itself after an outage.
+
+use std::sync::Arc;
+
+use conductor_core::repo::{PackageRepository, RepoError, SearchOutboxRepository};
+use conductor_core::{Clock, PackageId, PackageRecord};
+
+use crate::{SearchError, SearchIndex};
+
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    #[error(transparent)]
+    Store(#[from] RepoError),
+}
+
+/// Registry writes that keep the search index in step.
+#[derive(Clone)]
+pub struct Registry {
+    packages: Arc<dyn PackageRepository>,
+    index: Arc<dyn SearchIndex>,
+    outbox: Arc<dyn SearchOutboxRepository>,
+    clock: Arc<dyn Clock>,
+}
+
+impl std::fmt::Debug for Registry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Registry")
+            .field("index", &self.index.backend())
+            .finish_non_exhaustive()
+    }
+}
+
+/// How many outbox entries one drain pass takes.
+const DRAIN_BATCH: i64 = 100;
+
+impl Registry {
+    pub fn new(
+        packages: Arc<dyn PackageRepository>,
+        index: Arc<dyn SearchIndex>,
+        outbox: Arc<dyn SearchOutboxRepository>,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        Self {
+            packages,
+            index,
+            outbox,
+            clock,
+        }
+    }
+
+    /// Saves a record, then indexes it (or queues the indexing when the index fails).
+    pub async fn put(&self, record: &PackageRecord) -> Result<(), RegistryError> {
+        self.packages.put(record).await?;
+        if let Err(error) = self.index.upsert(record).await {
+            self.defer(&record.id, &error).await?;
+        }
+        Ok(())
+    }
+
+    /// Removes a record, then its index entry (or queues that). Returns whether the record existed.
+    pub async fn delete(&self, id: &PackageId) -> Result<bool, RegistryError> {
+        let existed = self.packages.delete(id).await?;
+        if let Err(error) = self.index.delete(id).await {
+            self.defer(id, &error).await?;
+        }
+        Ok(existed)
+    }
+
+    async fn defer(&self, id: &PackageId, error: &SearchError) -> Result<(), RegistryError> {
+        tracing::warn!(package = %id, %error, "index write failed; queued for retry");
+        self.outbox.push(id, self.clock.now()).await?;
+        Ok(())
+    }
+
+    /// Applies queued index writes, oldest first, each as "make the index match the registry now". Stops at
+    /// the first failure (the index is likely still down) and returns how many were applied.
+    pub async fn drain_outbox(&self) -> Result<usize, RegistryError> {
+        let mut applied = 0;
+        for entry in self.outbox.pending(DRAIN_BATCH).await? {
+            let outcome = match self.packages.get(&entry.package_id).await? {
+                Some(record) => self.index.upsert(&record).await,
+                None => self.index.delete(&entry.package_id).await,
+            };
+            match outcome {
+                Ok(()) => {
+                    self.outbox.done(entry.id).await?;
+                    applied += 1;
+                }
+                Err(error) => {
+                    self.outbox.failed(entry.id, &error.to_string()).await?;
+                    break;
+                }
+            }
+        }
+        Ok(applied)
+    }
+}
+
+#[cfg(all(test, feature = "embedded"))]
+mod tests {
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    use async_trait::async_trait;
+    use conductor_core::SystemClock;
+    use conductor_store::testing::TestDatabase;
+    use conductor_store::{Database, DatabaseUrl};
+
+    use super::*;
+    use crate::embedded::EmbeddedIndex;
+    use crate::{Result, SearchQuery};
+
+    /// The real embedded index behind a switch that makes it unreachable, as a network outage would.
+    struct Switchable {
+        index: EmbeddedIndex,
+        down: AtomicBool,
+    }
+
+    impl Switchable {
+        fn check(&self) -> Result<()> {
+            if self.down.load(Ordering::SeqCst) {
+                Err(SearchError::Unavailable("cut".into()))
+            } else {
+                Ok(())
+            }
+        }
+    }
+
+    #[async_trait]
+    impl SearchIndex for Switchable {
+        fn backend(&self) -> &'static str {
+            "embedded"
+        }
+        async fn upsert(&self, record: &PackageRecord) -> Result<()> {
+            self.check()?;
+            self.index.upsert(record).await
+        }
+        async fn delete(&self, id: &PackageId) -> Result<()> {
+            self.check()?;
+            self.index.delete(id).await
+        }
+        async fn search(&self, query: &SearchQuery) -> Result<Vec<PackageId>> {
+            self.check()?;
+            self.index.search(query).await
+        }
+        async fn rebuild(&self, records: &[PackageRecord]) -> Result<()> {
+            self.check()?;
+            self.index.rebuild(records).await
+        }
+        async fn count(&self) -> Result<u64> {
+            self.check()?;
+            self.index.count().await
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_index_catches_up_after_an_outage() {
+        let db = TestDatabase::sqlite().unwrap();
+        let database = Database::open(&DatabaseUrl::parse(db.url()).unwrap(), 2).unwrap();
+        database.migrate().await.unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let index = Arc::new(Switchable {
+            index: EmbeddedIndex::open(dir.path()).unwrap(),
+            down: AtomicBool::new(false),
+        });
+        let repos = database.repositories();
+        let registry = Registry::new(
+            repos.packages.clone(),
+            index.clone(),
+            repos.search_outbox.clone(),
+            Arc::new(SystemClock),
+        );
+        let records = crate::contract::fixtures();
+        registry.put(&records[0]).await.unwrap();
+        registry.put(&records[4]).await.unwrap();
+        assert_eq!(index.count().await.unwrap(), 2);
+
+        index.down.store(true, Ordering::SeqCst);
+        // Writes go on: the database takes them, the index writes wait in the outbox.
+        registry.put(&records[5]).await.unwrap();
+        assert!(registry.delete(&records[0].id).await.unwrap());
+        let mut changed = records[4].clone();
+        changed.package["title"] = serde_json::json!("Renamed finances");
+        registry.put(&changed).await.unwrap();
+        assert_eq!(repos.search_outbox.pending(10).await.unwrap().len(), 3);
+        assert_eq!(
+            registry.drain_outbox().await.unwrap(),
+            0,
+            "nothing applies while the index is down"
+        );
+
+        index.down.store(false, Ordering::SeqCst);
+        assert_eq!(registry.drain_outbox().await.unwrap(), 3);
+        assert!(repos.search_outbox.pending(10).await.unwrap().is_empty());
+        let query = SearchQuery::parse("package", [("q", "\"renamed\"")], None, 100).unwrap();
+        assert_eq!(index.search(&query).await.unwrap(), [changed.id.clone()]);
+        assert_eq!(
+            index.count().await.unwrap(),
+            2,
+            "the deleted one is gone, the new one is there"
+        );
+    }
+}
