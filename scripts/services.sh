@@ -81,17 +81,18 @@ ensure_node_peers() {
   done
 }
 
-# Python test peers: PyJWT, to check that a Python service of the original's era verifies our tokens. A venv
-# outside the clone, reused between runs; tests find its interpreter through CONDUCTOR_TEST_PYTHON.
+# Python test peers: PyJWT, to check that a Python service of the original's era verifies our tokens, and
+# osmem-server, an OpenSearch-compatible server (no real OpenSearch installs here). A venv outside the clone,
+# reused between runs; tests find its interpreter through CONDUCTOR_TEST_PYTHON.
 ensure_python_peers() {
   local venv="${CONDUCTOR_TEST_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/conductor/venv}"
   if [ ! -x "$venv/bin/python" ]; then
     step "creating the Python test venv at $venv"
     python3 -m venv "$venv"
   fi
-  if ! "$venv/bin/python" -c 'import jwt, cryptography' >/dev/null 2>&1; then
-    step "installing PyJWT into the test venv"
-    "$venv/bin/pip" install --quiet --disable-pip-version-check 'PyJWT[crypto]==2.10.1'
+  if ! "$venv/bin/python" -c 'import jwt, cryptography, osmem_server' >/dev/null 2>&1; then
+    step "installing PyJWT and osmem-server into the test venv"
+    "$venv/bin/pip" install --quiet --disable-pip-version-check 'PyJWT[crypto]==2.10.1' 'osmem-server==0.1.6'
   fi
   export CONDUCTOR_TEST_PYTHON="$venv/bin/python"
 }

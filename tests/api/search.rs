@@ -2,7 +2,9 @@
 
 use std::time::Duration;
 
+use conductor::settings::SearchBackend;
 use conductor_core::{Clock, PackageId, PackageRecord, SystemClock, Timestamp, UserId};
+use conductor_search::testing::Osmem;
 use conductor_store::testing::TestDatabase;
 use conductor_store::{Database, DatabaseUrl};
 use conductor_tests::{Backend, TestApp, spawn_on_url};
@@ -69,6 +71,11 @@ fn registry() -> Vec<PackageRecord> {
 
 /// A gateway over a database holding the registry before it starts (the index is rebuilt from it).
 async fn gateway(backend: Backend) -> (TestApp, TestDatabase) {
+    gateway_with(backend, None).await
+}
+
+/// The same on an OpenSearch-compatible server instead of the embedded index.
+async fn gateway_with(backend: Backend, opensearch: Option<&Osmem>) -> (TestApp, TestDatabase) {
     let database = match backend {
         Backend::Sqlite => TestDatabase::sqlite(),
         Backend::Postgres => TestDatabase::postgres(),
@@ -79,7 +86,14 @@ async fn gateway(backend: Backend) -> (TestApp, TestDatabase) {
     for record in registry() {
         store.repositories().packages.put(&record).await.unwrap();
     }
-    let app = spawn_on_url(database.url(), |_| {}).await;
+    let url = opensearch.map(|server| server.url().clone());
+    let app = spawn_on_url(database.url(), |s| {
+        if let Some(url) = url {
+            s.search.backend = SearchBackend::OpenSearch;
+            s.search.opensearch.url = Some(url);
+        }
+    })
+    .await;
     assert!(
         app.wait_for_readiness(StatusCode::OK, Duration::from_secs(30))
             .await,
@@ -103,8 +117,14 @@ async fn names(app: &TestApp, query: &str) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn visibility_follows_the_token_on_every_backend() {
-    for backend in Backend::ALL {
-        let (app, _database) = gateway(backend).await;
+    let osmem = Osmem::start();
+    for (backend, opensearch) in [
+        (Backend::Sqlite, None),
+        (Backend::Postgres, None),
+        (Backend::Sqlite, Some(&osmem)),
+    ] {
+        let (app, _database) = gateway_with(backend, opensearch).await;
+        let backend = (backend, opensearch.is_some());
         let ada = app.log_in("ada@example.test").await;
         let bob = app.log_in("bob@example.test").await;
         let public = ["bob-public", "public-loaded"];

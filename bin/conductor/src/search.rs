@@ -5,7 +5,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use conductor_core::Clock;
+use conductor_search::SearchIndex;
 use conductor_search::embedded::EmbeddedIndex;
+use conductor_search::opensearch::OpenSearchIndex;
 use conductor_search::{Registry, Search};
 use conductor_store::Repositories;
 
@@ -30,11 +32,23 @@ impl SearchState {
         repositories: &Repositories,
         clock: Arc<dyn Clock>,
     ) -> Result<Arc<Self>, StartupError> {
-        let index = match settings.search.backend {
-            SearchBackend::Embedded => EmbeddedIndex::open(&settings.data_dir.join("search"))
-                .map_err(|e| StartupError::Search(format!("the embedded index under data_dir: {e}")))?,
+        let index: Arc<dyn SearchIndex> = match settings.search.backend {
+            SearchBackend::Embedded => Arc::new(
+                EmbeddedIndex::open(&settings.data_dir.join("search"))
+                    .map_err(|e| StartupError::Search(format!("the embedded index under data_dir: {e}")))?,
+            ),
+            SearchBackend::OpenSearch => {
+                let config = &settings.search.opensearch;
+                let url = config
+                    .url
+                    .as_ref()
+                    .ok_or_else(|| StartupError::Search("search.opensearch.url is required".into()))?;
+                Arc::new(
+                    OpenSearchIndex::new(url, &config.index)
+                        .map_err(|e| StartupError::Search(e.to_string()))?,
+                )
+            }
         };
-        let index = Arc::new(index);
         let search = Search::new(
             index.clone(),
             repositories.packages.clone(),

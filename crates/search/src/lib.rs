@@ -6,8 +6,12 @@
 pub(crate) mod contract;
 #[cfg(feature = "embedded")]
 pub mod embedded;
+#[cfg(feature = "opensearch")]
+pub mod opensearch;
 pub mod query;
 pub mod registry;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 
 use async_trait::async_trait;
 use conductor_core::{PackageId, PackageRecord, UserId};

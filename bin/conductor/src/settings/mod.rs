@@ -22,7 +22,7 @@ use url::Url;
 
 pub use self::auth::{AuthSettings, GOOGLE_ISSUER, KeySettings, ProviderSettings, Secret};
 pub use self::datastore::{DatastoreBackend, DatastoreSettings, S3Settings};
-pub use self::search::{SearchBackend, SearchSettings};
+pub use self::search::{OpenSearchSettings, SearchBackend, SearchSettings};
 
 const ENV_PREFIX: &str = "CONDUCTOR";
 const ENV_SEPARATOR: &str = "__";
@@ -282,11 +282,28 @@ impl Settings {
         self.cors_origins()?;
         self.validate_auth()?;
         self.validate_datastore()?;
+        self.validate_search()
+    }
+
+    fn validate_search(&self) -> Result<(), SettingsError> {
+        let invalid = |key: &'static str, message: String| SettingsError::Invalid { key, message };
         if self.search.max_size == 0 {
-            return Err(SettingsError::Invalid {
-                key: "search.max_size",
-                message: "must be at least 1".into(),
-            });
+            return Err(invalid("search.max_size", "must be at least 1".into()));
+        }
+        if self.search.backend == SearchBackend::OpenSearch && self.search.opensearch.url.is_none() {
+            return Err(invalid(
+                "search.opensearch.url",
+                "is required when search.backend = \"opensearch\"".into(),
+            ));
+        }
+        // OpenSearch's index naming rules: lower case, no path or wildcard characters, no leading _ - +.
+        let index = &self.search.opensearch.index;
+        let forbidden = |c: char| c.is_ascii_uppercase() || "\\/*?\"<>| ,#:".contains(c);
+        if index.is_empty() || index.starts_with(['_', '-', '+']) || index.chars().any(forbidden) {
+            return Err(invalid(
+                "search.opensearch.index",
+                format!("{index:?} is not an index name"),
+            ));
         }
         Ok(())
     }
@@ -512,6 +529,27 @@ fn original_variables(env: &Environment) -> Result<MappedVariables, SettingsErro
             format!("redis://{host}:6379")
         };
         set("OS_API_CACHE", "cache.redis_url", url);
+    }
+    // Setting the original's Elasticsearch address selects the OpenSearch index, as it did.
+    if let Some(address) = env.get("OS_ELASTICSEARCH_ADDRESS") {
+        let url = if address.contains("://") {
+            address.to_owned()
+        } else {
+            format!("http://{address}")
+        };
+        set(
+            "OS_ELASTICSEARCH_ADDRESS",
+            "search.backend",
+            "opensearch".to_owned(),
+        );
+        set("OS_ELASTICSEARCH_ADDRESS", "search.opensearch.url", url);
+    }
+    if let Some(index) = env.get("OS_ES_PACKAGES_INDEX_NAME") {
+        set(
+            "OS_ES_PACKAGES_INDEX_NAME",
+            "search.opensearch.index",
+            index.to_owned(),
+        );
     }
     // Setting the original's S3 variables selects the S3 datastore, as they did.
     if let Some(host) = env.get("OS_S3_HOSTNAME") {
@@ -1029,5 +1067,31 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(error.starts_with("datastore.url_ttl"), "{error}");
+    }
+
+    #[test]
+    fn the_original_elasticsearch_variables_select_opensearch() {
+        let settings = load(
+            &[],
+            &[
+                ("OS_ELASTICSEARCH_ADDRESS", "elasticsearch:9200"),
+                ("OS_ES_PACKAGES_INDEX_NAME", "packages-v2"),
+            ],
+        );
+        let settings = settings.unwrap();
+        assert_eq!(settings.search.backend, SearchBackend::OpenSearch);
+        assert_eq!(
+            settings.search.opensearch.url.unwrap().as_str(),
+            "http://elasticsearch:9200/"
+        );
+        assert_eq!(settings.search.opensearch.index, "packages-v2");
+        let error = load(&[], &[("CONDUCTOR__SEARCH__BACKEND", "opensearch")])
+            .unwrap_err()
+            .to_string();
+        assert!(error.starts_with("search.opensearch.url"), "{error}");
+        let error = load(&[], &[("CONDUCTOR__SEARCH__OPENSEARCH__INDEX", "Bad/Name")])
+            .unwrap_err()
+            .to_string();
+        assert!(error.starts_with("search.opensearch.index"), "{error}");
     }
 }

@@ -8,6 +8,8 @@ pub enum SearchBackend {
     /// An on-disk index under `<data_dir>/search`.
     #[default]
     Embedded,
+    /// An OpenSearch cluster (`search.opensearch.*`).
+    OpenSearch,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -16,6 +18,25 @@ pub struct SearchSettings {
     pub backend: SearchBackend,
     /// The most results one search returns (the clients ask for 10000).
     pub max_size: usize,
+    pub opensearch: OpenSearchSettings,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OpenSearchSettings {
+    /// The cluster, e.g. `http://opensearch:9200`.
+    pub url: Option<url::Url>,
+    /// The alias the packages index lives behind (the original's `OS_ES_PACKAGES_INDEX_NAME`).
+    pub index: String,
+}
+
+impl Default for OpenSearchSettings {
+    fn default() -> Self {
+        Self {
+            url: None,
+            index: "packages".to_owned(),
+        }
+    }
 }
 
 impl Default for SearchSettings {
@@ -23,6 +44,7 @@ impl Default for SearchSettings {
         Self {
             backend: SearchBackend::Embedded,
             max_size: 10_000,
+            opensearch: OpenSearchSettings::default(),
         }
     }
 }

@@ -1,0 +1,388 @@
+//! The OpenSearch adapter (the scale tier): the index lives behind an alias, so a rebuild fills a fresh index
+//! and moves the alias in one step; writes wait for the refresh (`refresh=wait_for`) so a publish or delete is
+//! visible to the next search; strings are mapped as text with a keyword sub-field, so exact filters use
+//! `<field>.keyword` and word filters the analysed field, as the original's mapping and `match` queries did.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use async_trait::async_trait;
+use conductor_core::{PackageId, PackageRecord};
+use opensearch::OpenSearch;
+use opensearch::http::headers::{CONTENT_TYPE, HeaderMap, HeaderValue};
+use opensearch::http::request::JsonBody;
+use opensearch::http::transport::{SingleNodeConnectionPool, TransportBuilder};
+use opensearch::http::{Method, StatusCode};
+use serde_json::{Value, json};
+use url::Url;
+
+use crate::query::TEXT_FIELDS;
+use crate::{Filter, Result, SearchError, SearchIndex, SearchQuery, indexed_document, is_public, owner_of};
+
+/// Every write waits until it is searchable, so visibility changes take effect at once.
+pub const WRITE_PARAMS: &[(&str, &str)] = &[("refresh", "wait_for")];
+
+/// The index behind `alias` on the OpenSearch at `url`.
+#[derive(Clone)]
+pub struct OpenSearchIndex {
+    client: OpenSearch,
+    alias: String,
+}
+
+impl std::fmt::Debug for OpenSearchIndex {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OpenSearchIndex")
+            .field("alias", &self.alias)
+            .finish_non_exhaustive()
+    }
+}
+
+fn unavailable(error: impl std::fmt::Display) -> SearchError {
+    SearchError::Unavailable(error.to_string())
+}
+
+/// The mapping of a packages index: visibility fields as keywords/booleans, strings as text with a keyword
+/// sub-field (exact and word matches), dates never guessed from strings.
+pub fn mapping() -> Value {
+    json!({
+        "settings": {"number_of_shards": 1},
+        "mappings": {
+            "date_detection": false,
+            "dynamic_templates": [{
+                "strings": {
+                    "match_mapping_type": "string",
+                    "mapping": {"type": "text", "fields": {"keyword": {"type": "keyword", "ignore_above": 1024}}}
+                }
+            }],
+            "properties": {
+                "id": {"type": "keyword"},
+                "origin_url": {"type": "keyword"},
+                "loaded": {"type": "boolean"},
+                "last_update": {"type": "double"},
+                "_owner": {"type": "keyword"},
+                "_public": {"type": "boolean"}
+            }
+        }
+    })
+}
+
+/// The document indexed for a package: the searchable registry fields plus the owner and visibility.
+pub fn document(record: &PackageRecord) -> Value {
+    let mut document = indexed_document(record);
+    document["_owner"] = json!(owner_of(record));
+    document["_public"] = json!(is_public(record));
+    document
+}
+
+/// The `_search` body for a query (the ids only: the records come from the database).
+pub fn search_body(query: &SearchQuery) -> Value {
+    let public = json!({"term": {"_public": true}});
+    let visible = match &query.viewer {
+        Some(viewer) => {
+            json!({"bool": {"should": [public, {"term": {"_owner": viewer.as_str()}}], "minimum_should_match": 1}})
+        }
+        None => public,
+    };
+    let mut must = vec![visible];
+    for filter in &query.filters {
+        let alternatives: Vec<Value> = filter
+            .values
+            .iter()
+            .map(|value| filter_clause(filter, value))
+            .collect();
+        must.push(json!({"bool": {"should": alternatives, "minimum_should_match": 1}}));
+    }
+    if let Some(text) = &query.text {
+        let fields: Vec<String> = TEXT_FIELDS
+            .iter()
+            .map(|(field, boost)| {
+                if *boost == 1.0 {
+                    (*field).to_owned()
+                } else {
+                    format!("{field}^{boost}")
+                }
+            })
+            .collect();
+        must.push(json!({"multi_match": {"query": text, "fields": fields}}));
+    }
+    let sort = if query.text.is_some() {
+        json!(["_score"])
+    } else {
+        json!([{"last_update": {"order": "desc"}}])
+    };
+    json!({"query": {"bool": {"must": must}}, "size": query.size, "sort": sort, "_source": ["id"]})
+}
+
+/// Fields the mapping declares as keywords themselves (other strings have a `.keyword` sub-field).
+const KEYWORD_FIELDS: &[&str] = &["id", "origin_url"];
+
+fn filter_clause(filter: &Filter, value: &Value) -> Value {
+    let field = filter.field.as_str();
+    match value {
+        Value::String(text) if KEYWORD_FIELDS.contains(&field) => json!({"term": {field: text}}),
+        Value::String(text) if filter.is_exact() => json!({"term": {format!("{field}.keyword"): text}}),
+        Value::String(text) => json!({"match": {field: text}}),
+        Value::Bool(_) | Value::Number(_) => json!({"term": {field: value}}),
+        _ => json!({"match_none": {}}),
+    }
+}
+
+impl OpenSearchIndex {
+    /// A client for the OpenSearch at `url`, with the packages index behind `alias`. Nothing is sent yet: the
+    /// first [`SearchIndex::rebuild`] creates the index and the alias (the gateway rebuilds at start).
+    pub fn new(url: &Url, alias: &str) -> Result<Self> {
+        let transport = TransportBuilder::new(SingleNodeConnectionPool::new(url.clone()))
+            .disable_proxy()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .map_err(unavailable)?;
+        Ok(Self {
+            client: OpenSearch::new(transport),
+            alias: alias.to_owned(),
+        })
+    }
+
+    async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        query: &[(&str, &str)],
+        body: Option<Value>,
+    ) -> Result<(StatusCode, Value)> {
+        let response = self
+            .client
+            .send(
+                method,
+                path,
+                HeaderMap::new(),
+                Some(query),
+                body.map(JsonBody::new),
+                None,
+            )
+            .await
+            .map_err(unavailable)?;
+        let status = response.status_code();
+        let answer = response.json::<Value>().await.unwrap_or(Value::Null);
+        if status.is_server_error() {
+            return Err(unavailable(format!("{status}: {answer}")));
+        }
+        Ok((status, answer))
+    }
+
+    /// Creates a new index with the mapping; returns its name.
+    async fn create_index(&self) -> Result<String> {
+        let stamp = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_nanos();
+        let name = format!("{}-{stamp}", self.alias);
+        let (status, answer) = self
+            .call(Method::Put, &format!("/{name}"), &[], Some(mapping()))
+            .await?;
+        if !status.is_success() {
+            return Err(SearchError::Index(format!("creating {name}: {answer}")));
+        }
+        Ok(name)
+    }
+
+    /// The indexes the alias points at.
+    async fn aliased(&self) -> Result<Vec<String>> {
+        let (status, answer) = self
+            .call(Method::Get, &format!("/_alias/{}", self.alias), &[], None)
+            .await?;
+        if status == StatusCode::NOT_FOUND {
+            return Ok(Vec::new());
+        }
+        Ok(answer
+            .as_object()
+            .map(|o| o.keys().cloned().collect())
+            .unwrap_or_default())
+    }
+
+    /// Moves the alias to `index` in one step, away from `old`.
+    async fn point_alias(&self, index: &str, old: &[String]) -> Result<()> {
+        let mut actions: Vec<Value> = old
+            .iter()
+            .map(|o| json!({"remove": {"index": o, "alias": self.alias}}))
+            .collect();
+        actions.push(json!({"add": {"index": index, "alias": self.alias}}));
+        let (status, answer) = self
+            .call(Method::Post, "/_aliases", &[], Some(json!({"actions": actions})))
+            .await?;
+        if !status.is_success() {
+            return Err(SearchError::Index(format!("moving the alias: {answer}")));
+        }
+        Ok(())
+    }
+
+    async fn put_document(&self, index: &str, record: &PackageRecord, params: &[(&str, &str)]) -> Result<()> {
+        let path = format!("/{index}/_doc/{}", encode(&record.id.to_string()));
+        let (status, answer) = self
+            .call(Method::Put, &path, params, Some(document(record)))
+            .await?;
+        if !status.is_success() {
+            return Err(SearchError::Index(format!("indexing {}: {answer}", record.id)));
+        }
+        Ok(())
+    }
+}
+
+fn encode(id: &str) -> String {
+    url::form_urlencoded::byte_serialize(id.as_bytes()).collect()
+}
+
+#[async_trait]
+impl SearchIndex for OpenSearchIndex {
+    fn backend(&self) -> &'static str {
+        "opensearch"
+    }
+
+    async fn upsert(&self, record: &PackageRecord) -> Result<()> {
+        self.put_document(&self.alias, record, WRITE_PARAMS).await
+    }
+
+    async fn delete(&self, id: &PackageId) -> Result<()> {
+        let path = format!("/{}/_doc/{}", self.alias, encode(&id.to_string()));
+        let (status, answer) = self.call(Method::Delete, &path, WRITE_PARAMS, None).await?;
+        if status.is_success() || status == StatusCode::NOT_FOUND {
+            Ok(())
+        } else {
+            Err(SearchError::Index(format!("deleting {id}: {answer}")))
+        }
+    }
+
+    async fn search(&self, query: &SearchQuery) -> Result<Vec<PackageId>> {
+        if query.size == 0 {
+            return Ok(Vec::new());
+        }
+        let (status, answer) = self
+            .call(
+                Method::Post,
+                &format!("/{}/_search", self.alias),
+                &[],
+                Some(search_body(query)),
+            )
+            .await?;
+        if !status.is_success() {
+            return Err(SearchError::Index(format!("searching: {answer}")));
+        }
+        answer["hits"]["hits"]
+            .as_array()
+            .map(|hits| {
+                hits.iter()
+                    .filter_map(|hit| hit["_id"].as_str())
+                    .map(|id| PackageId::parse(id).map_err(unavailable))
+                    .collect()
+            })
+            .unwrap_or_else(|| Ok(Vec::new()))
+    }
+
+    /// Fills a fresh index, moves the alias to it in one step, and drops the old ones.
+    async fn rebuild(&self, records: &[PackageRecord]) -> Result<()> {
+        let old = self.aliased().await?;
+        let index = self.create_index().await?;
+        for chunk in records.chunks(500) {
+            let mut body = String::new();
+            for record in chunk {
+                body.push_str(&json!({"index": {"_index": index, "_id": record.id.to_string()}}).to_string());
+                body.push('\n');
+                body.push_str(&document(record).to_string());
+                body.push('\n');
+            }
+            let mut headers = HeaderMap::new();
+            headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/x-ndjson"));
+            let response = self
+                .client
+                .send(
+                    Method::Post,
+                    "/_bulk",
+                    headers,
+                    Some(&[("refresh", "wait_for")]),
+                    Some(body),
+                    None,
+                )
+                .await
+                .map_err(unavailable)?;
+            let answer = response.json::<Value>().await.map_err(unavailable)?;
+            if answer["errors"] == json!(true) {
+                return Err(SearchError::Index(format!("bulk indexing: {answer}")));
+            }
+        }
+        self.point_alias(&index, &old).await?;
+        for previous in old {
+            self.call(Method::Delete, &format!("/{previous}"), &[], None)
+                .await?;
+        }
+        Ok(())
+    }
+
+    async fn count(&self) -> Result<u64> {
+        let (status, answer) = self
+            .call(Method::Get, &format!("/{}/_count", self.alias), &[], None)
+            .await?;
+        if !status.is_success() {
+            return Err(SearchError::Index(format!("counting: {answer}")));
+        }
+        answer["count"]
+            .as_u64()
+            .ok_or_else(|| SearchError::Index(format!("counting: {answer}")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use conductor_core::UserId;
+
+    use super::*;
+    use crate::testing::Osmem;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_opensearch_adapter_keeps_the_contract() {
+        let server = Osmem::start();
+        let index = OpenSearchIndex::new(server.url(), "packages").unwrap();
+        crate::contract::suite(&index).await;
+        // The rebuild moved the alias to a fresh index and dropped the old one.
+        assert_eq!(index.aliased().await.unwrap().len(), 1);
+    }
+
+    #[test]
+    fn requests_have_the_shape_opensearch_documents() {
+        let mapping = mapping();
+        assert_eq!(mapping["mappings"]["date_detection"], false);
+        assert_eq!(mapping["mappings"]["properties"]["_owner"]["type"], "keyword");
+        let strings = &mapping["mappings"]["dynamic_templates"][0]["strings"];
+        assert_eq!(strings["mapping"]["fields"]["keyword"]["type"], "keyword");
+        assert_eq!(WRITE_PARAMS, [("refresh", "wait_for")]);
+
+        let viewer = UserId::from_email("ada@example.test");
+        let query = SearchQuery::parse(
+            "package",
+            [
+                ("q", "\"budget\""),
+                ("package.countryCode", "\"MD\""),
+                ("package.title", "\"city\""),
+                ("loaded", "true"),
+            ],
+            Some(viewer.clone()),
+            10_000,
+        )
+        .unwrap();
+        let body = search_body(&query);
+        let must = body["query"]["bool"]["must"].as_array().unwrap();
+        assert_eq!(
+            must[0]["bool"]["should"][1],
+            json!({"term": {"_owner": viewer.as_str()}})
+        );
+        assert_eq!(
+            must[1]["bool"]["should"][0],
+            json!({"term": {"package.countryCode.keyword": "MD"}})
+        );
+        assert_eq!(
+            must[2]["bool"]["should"][0],
+            json!({"match": {"package.title": "city"}})
+        );
+        assert_eq!(must[3]["bool"]["should"][0], json!({"term": {"loaded": true}}));
+        assert_eq!(must[4]["multi_match"]["fields"][0], "package.title^3");
+        assert_eq!(body["sort"], json!(["_score"]));
+        assert_eq!(body["size"], 100);
+    }
+}
