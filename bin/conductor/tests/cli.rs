@@ -469,3 +469,23 @@ async fn search_reindex_rebuilds_the_index_from_the_database() {
         "{stderr}"
     );
 }
+
+#[test]
+fn search_reindex_fills_an_empty_opensearch_from_the_database() {
+    let osmem = conductor_search::testing::Osmem::start();
+    let dir = tempfile::tempdir().unwrap();
+    let run = || {
+        output(
+            conductor(dir.path())
+                .args(["search", "reindex"])
+                .env("OS_ELASTICSEARCH_ADDRESS", osmem.url().as_str())
+                .env("OS_ES_PACKAGES_INDEX_NAME", "os-packages"),
+        )
+    };
+    let (code, _, stderr) = run();
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stderr.contains("the opensearch search index now holds 0 package(s)"),
+        "{stderr}"
+    );
+}

@@ -30,6 +30,9 @@ pub enum SearchError {
     InvalidSize(String),
     #[error("the search index is unavailable: {0}")]
     Unavailable(String),
+    /// The index (or its alias) does not exist: rebuild it from the registry.
+    #[error("the search index is missing: {0}")]
+    Missing(String),
     #[error("the search index failed: {0}")]
     Index(String),
 }
@@ -193,7 +196,14 @@ impl Search {
         viewer: Option<UserId>,
     ) -> Result<Vec<PackageRecord>> {
         let query = SearchQuery::parse(kind, params, viewer, self.max_size)?;
-        let ids = self.index.search(&query).await?;
+        let ids = match self.index.search(&query).await {
+            // A missing index (a fresh cluster, a deleted alias) is rebuilt from the registry, then asked again.
+            Err(SearchError::Missing(_)) => {
+                self.rebuild_from_registry().await?;
+                self.index.search(&query).await?
+            }
+            other => other?,
+        };
         let mut records = Vec::with_capacity(ids.len());
         for id in ids {
             let record = self

@@ -19,7 +19,9 @@ use crate::query::TEXT_FIELDS;
 use crate::{Filter, Result, SearchError, SearchIndex, SearchQuery, indexed_document, is_public, owner_of};
 
 /// Every write waits until it is searchable, so visibility changes take effect at once.
-pub const WRITE_PARAMS: &[(&str, &str)] = &[("refresh", "wait_for")];
+pub const DELETE_PARAMS: &[(&str, &str)] = &[("refresh", "wait_for")];
+/// Indexing also goes only through the alias: a missing alias is an error, never a stray index named like it.
+pub const INDEX_PARAMS: &[(&str, &str)] = &[("refresh", "wait_for"), ("require_alias", "true")];
 
 /// The index behind `alias` on the OpenSearch at `url`.
 #[derive(Clone)]
@@ -165,6 +167,14 @@ impl OpenSearchIndex {
         if status.is_server_error() {
             return Err(unavailable(format!("{status}: {answer}")));
         }
+        if status == StatusCode::NOT_FOUND && answer["error"]["type"] == "index_not_found_exception" {
+            return Err(SearchError::Missing(
+                answer["error"]["reason"]
+                    .as_str()
+                    .unwrap_or("no index")
+                    .to_owned(),
+            ));
+        }
         Ok((status, answer))
     }
 
@@ -237,12 +247,12 @@ impl SearchIndex for OpenSearchIndex {
     }
 
     async fn upsert(&self, record: &PackageRecord) -> Result<()> {
-        self.put_document(&self.alias, record, WRITE_PARAMS).await
+        self.put_document(&self.alias, record, INDEX_PARAMS).await
     }
 
     async fn delete(&self, id: &PackageId) -> Result<()> {
         let path = format!("/{}/_doc/{}", self.alias, encode(&id.to_string()));
-        let (status, answer) = self.call(Method::Delete, &path, WRITE_PARAMS, None).await?;
+        let (status, answer) = self.call(Method::Delete, &path, DELETE_PARAMS, None).await?;
         if status.is_success() || status == StatusCode::NOT_FOUND {
             Ok(())
         } else {
@@ -351,7 +361,8 @@ mod tests {
         assert_eq!(mapping["mappings"]["properties"]["_owner"]["type"], "keyword");
         let strings = &mapping["mappings"]["dynamic_templates"][0]["strings"];
         assert_eq!(strings["mapping"]["fields"]["keyword"]["type"], "keyword");
-        assert_eq!(WRITE_PARAMS, [("refresh", "wait_for")]);
+        assert_eq!(INDEX_PARAMS, [("refresh", "wait_for"), ("require_alias", "true")]);
+        assert_eq!(DELETE_PARAMS, [("refresh", "wait_for")]);
 
         let viewer = UserId::from_email("ada@example.test");
         let query = SearchQuery::parse(

@@ -78,7 +78,8 @@ impl Registry {
     /// the first failure (the index is likely still down) and returns how many were applied.
     pub async fn drain_outbox(&self) -> Result<usize, RegistryError> {
         let mut applied = 0;
-        for entry in self.outbox.pending(DRAIN_BATCH).await? {
+        let pending = self.outbox.pending(DRAIN_BATCH).await?;
+        for entry in &pending {
             let outcome = match self.packages.get(&entry.package_id).await? {
                 Some(record) => self.index.upsert(&record).await,
                 None => self.index.delete(&entry.package_id).await,
@@ -87,6 +88,21 @@ impl Registry {
                 Ok(()) => {
                     self.outbox.done(entry.id).await?;
                     applied += 1;
+                }
+                // The index itself is gone: rebuild it whole from the registry, which covers every entry.
+                Err(SearchError::Missing(_)) => {
+                    let records = self.packages.list().await?;
+                    if self.index.rebuild(&records).await.is_ok() {
+                        for entry in &pending[applied..] {
+                            self.outbox.done(entry.id).await?;
+                        }
+                        tracing::info!(
+                            packages = records.len(),
+                            "search index was missing; rebuilt from the registry"
+                        );
+                        return Ok(pending.len());
+                    }
+                    break;
                 }
                 Err(error) => {
                     self.outbox.failed(entry.id, &error.to_string()).await?;
@@ -200,5 +216,79 @@ mod tests {
             2,
             "the deleted one is gone, the new one is there"
         );
+    }
+}
+
+#[cfg(all(test, feature = "opensearch"))]
+mod outage {
+    use conductor_core::SystemClock;
+    use conductor_store::testing::TestDatabase;
+    use conductor_store::{Database, DatabaseUrl};
+
+    use super::*;
+    use crate::Search;
+    use crate::opensearch::OpenSearchIndex;
+    use crate::testing::{Osmem, Proxy};
+
+    async fn visible(search: &Search) -> std::result::Result<Vec<String>, SearchError> {
+        let records = search
+            .search("package", [("size", "100")], Some(crate::contract::ada()))
+            .await?;
+        let mut names: Vec<String> = records.into_iter().map(|r| r.id.dataset().to_string()).collect();
+        names.sort();
+        Ok(names)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn opensearch_catches_up_after_an_outage_and_a_fresh_cluster() {
+        let db = TestDatabase::sqlite().unwrap();
+        let database = Database::open(&DatabaseUrl::parse(db.url()).unwrap(), 2).unwrap();
+        database.migrate().await.unwrap();
+        let repos = database.repositories();
+        let server = Osmem::start();
+        let proxy = Proxy::start(server.url()).await;
+        let index: Arc<dyn SearchIndex> = Arc::new(OpenSearchIndex::new(proxy.url(), "packages").unwrap());
+        let registry = Registry::new(
+            repos.packages.clone(),
+            index.clone(),
+            repos.search_outbox.clone(),
+            Arc::new(SystemClock),
+        );
+        let search = Search::new(index.clone(), repos.packages.clone(), 100);
+        let records = crate::contract::fixtures();
+        search.rebuild_from_registry().await.unwrap();
+        registry.put(&records[0]).await.unwrap();
+        registry.put(&records[2]).await.unwrap();
+        assert_eq!(
+            visible(&search).await.unwrap(),
+            ["private-loaded", "public-loaded"]
+        );
+
+        // The index is cut off: writes go on (into the database and the outbox), searches fail (the gateway
+        // answers 503), nothing is lost.
+        proxy.cut();
+        registry.put(&records[3]).await.unwrap();
+        assert!(registry.delete(&records[0].id).await.unwrap());
+        assert!(matches!(visible(&search).await, Err(SearchError::Unavailable(_))));
+        assert_eq!(repos.search_outbox.pending(10).await.unwrap().len(), 2);
+        assert_eq!(registry.drain_outbox().await.unwrap(), 0);
+
+        // Back: the queued writes apply and the index matches the registry.
+        proxy.restore();
+        assert_eq!(registry.drain_outbox().await.unwrap(), 2);
+        assert_eq!(
+            visible(&search).await.unwrap(),
+            ["private-loaded", "private-unloaded"]
+        );
+
+        // A freshly started, empty cluster: the next search finds no index and rebuilds it from the registry.
+        let fresh = Osmem::start();
+        proxy.retarget(fresh.url());
+        drop(server);
+        assert_eq!(
+            visible(&search).await.unwrap(),
+            ["private-loaded", "private-unloaded"]
+        );
+        assert_eq!(index.count().await.unwrap(), 2);
     }
 }

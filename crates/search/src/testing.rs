@@ -63,3 +63,90 @@ impl Drop for Osmem {
         let _ = self.child.wait();
     }
 }
+
+/// A TCP proxy under the test's control, between a client and a server: `cut` drops every connection and
+/// refuses new ones (an outage), `restore` lets them through again, `retarget` points it at another server.
+#[derive(Debug)]
+pub struct Proxy {
+    url: Url,
+    state: std::sync::Arc<ProxyState>,
+    accept: tokio::task::JoinHandle<()>,
+}
+
+#[derive(Debug)]
+struct ProxyState {
+    target: std::sync::Mutex<std::net::SocketAddr>,
+    cut: std::sync::atomic::AtomicBool,
+    connections: std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>,
+}
+
+impl Proxy {
+    #[expect(
+        clippy::expect_used,
+        reason = "test support: a proxy that cannot start fails the test loudly"
+    )]
+    pub async fn start(target: &Url) -> Self {
+        use std::sync::atomic::Ordering;
+        let target = target.socket_addrs(|| None).expect("a target address")[0];
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("a proxy port");
+        let url =
+            Url::parse(&format!("http://{}", listener.local_addr().expect("its address"))).expect("a URL");
+        let state = std::sync::Arc::new(ProxyState {
+            target: std::sync::Mutex::new(target),
+            cut: std::sync::atomic::AtomicBool::new(false),
+            connections: std::sync::Mutex::new(Vec::new()),
+        });
+        let shared = state.clone();
+        let accept = tokio::spawn(async move {
+            while let Ok((mut client, _)) = listener.accept().await {
+                if shared.cut.load(Ordering::SeqCst) {
+                    continue; // dropped: the client sees the connection close
+                }
+                let target = *shared.target.lock().expect("the target");
+                let connection = tokio::spawn(async move {
+                    if let Ok(mut server) = tokio::net::TcpStream::connect(target).await {
+                        let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                    }
+                });
+                shared
+                    .connections
+                    .lock()
+                    .expect("the connections")
+                    .push(connection);
+            }
+        });
+        Self { url, state, accept }
+    }
+
+    pub fn url(&self) -> &Url {
+        &self.url
+    }
+
+    #[expect(clippy::expect_used, reason = "test support")]
+    pub fn cut(&self) {
+        self.state.cut.store(true, std::sync::atomic::Ordering::SeqCst);
+        for connection in self.state.connections.lock().expect("the connections").drain(..) {
+            connection.abort();
+        }
+    }
+
+    pub fn restore(&self) {
+        self.state.cut.store(false, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    #[expect(clippy::expect_used, reason = "test support")]
+    pub fn retarget(&self, target: &Url) {
+        self.cut();
+        *self.state.target.lock().expect("the target") = target.socket_addrs(|| None).expect("an address")[0];
+        self.restore();
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.accept.abort();
+        self.cut();
+    }
+}
