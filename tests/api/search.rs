@@ -252,3 +252,74 @@ async fn filters_q_size_and_the_result_shape() {
         );
     }
 }
+
+/// The gateway on OpenSearch through a proxy the test controls: an outage turns searches into 503s while
+/// writes queue; when the index is back it catches up by itself; a fresh, empty cluster is rebuilt.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn search_catches_up_after_an_outage_without_manual_action() {
+    use std::sync::Arc;
+
+    use conductor_search::opensearch::OpenSearchIndex;
+    use conductor_search::testing::Proxy;
+    use conductor_search::{Registry, SearchIndex};
+
+    let osmem = Osmem::start();
+    let proxy = Proxy::start(osmem.url()).await;
+    let database = TestDatabase::sqlite().unwrap();
+    let store = Database::open(&DatabaseUrl::parse(database.url()).unwrap(), 2).unwrap();
+    store.migrate().await.unwrap();
+    let records = registry();
+    for record in &records {
+        store.repositories().packages.put(record).await.unwrap();
+    }
+    let proxied = proxy.url().clone();
+    let app = spawn_on_url(database.url(), |s| {
+        s.search.backend = SearchBackend::OpenSearch;
+        s.search.opensearch.url = Some(proxied);
+    })
+    .await;
+    assert!(
+        app.wait_for_readiness(StatusCode::OK, Duration::from_secs(30))
+            .await
+    );
+    assert_eq!(names(&app, "").await, ["bob-public", "public-loaded"]);
+
+    // Another replica writes through the same (cut) route: the database takes the changes, the index writes
+    // wait in the shared outbox.
+    let repos = store.repositories();
+    let index: Arc<dyn SearchIndex> = Arc::new(OpenSearchIndex::new(proxy.url(), "packages").unwrap());
+    let writer = Registry::new(
+        repos.packages.clone(),
+        index,
+        repos.search_outbox.clone(),
+        Arc::new(SystemClock),
+    );
+    proxy.cut();
+    let (status, body) = app.get_json("/search/package").await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (StatusCode::SERVICE_UNAVAILABLE, Some("unavailable"))
+    );
+    let mut published = records[2].clone();
+    published.package["private"] = json!(false);
+    writer.put(&published).await.unwrap();
+    assert!(writer.delete(&records[4].id).await.unwrap());
+
+    // Back: the gateway's own outbox task applies the queue; nobody runs anything.
+    proxy.restore();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let (status, _) = app.get_json("/search/package").await;
+        if status == StatusCode::OK && names(&app, "").await == ["private-loaded", "public-loaded"] {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the index never caught up");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+
+    // A freshly started, empty cluster behind the same address: the next search rebuilds it.
+    let fresh = Osmem::start();
+    proxy.retarget(fresh.url());
+    drop(osmem);
+    assert_eq!(names(&app, "").await, ["private-loaded", "public-loaded"]);
+}
