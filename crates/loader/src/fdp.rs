@@ -129,8 +129,17 @@ fn embed_options(target: &mut Map<String, Value>, given: &Map<String, Value>, av
             .cloned()
             .or_else(|| option.get("defaultValue").cloned());
         if let Some(value) = value {
-            target.insert(name.to_owned(), value);
+            target.insert(name.to_owned(), transform(name, value));
         }
+    }
+}
+
+/// os-types 1.15's option transforms: a date, time or datetime `format` becomes a Table Schema `fmt:` pattern
+/// (the form the original pipeline then parsed dates with).
+fn transform(name: &str, value: Value) -> Value {
+    match (name, value) {
+        ("format", Value::String(pattern)) => Value::String(format!("fmt:{pattern}")),
+        (_, value) => value,
     }
 }
 
