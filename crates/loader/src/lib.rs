@@ -1,8 +1,12 @@
-//! Loading Fiscal Data Packages (DESIGN §7). This first part: the os-types vocabulary and the FDP model as
-//! os-types' `fieldsToModel` builds it.
+//! Loading Fiscal Data Packages (DESIGN §7). So far: the os-types vocabulary, the FDP model as os-types'
+//! `fieldsToModel` builds it, and the Babbage model as the pipeline builds it.
 
+pub mod babbage;
+pub mod columns;
 pub mod fdp;
 pub mod vocabulary;
 
+pub use babbage::{babbage_model, dimension_tables, fact_table_name, hierarchy_name};
+pub use columns::column_names;
 pub use fdp::{FdpModel, InputField, ModelErrors, fields_to_model};
 pub use vocabulary::{ColumnType, Vocabulary};
