@@ -3,10 +3,12 @@
 
 pub mod babbage;
 pub mod columns;
+pub mod descriptor;
 pub mod fdp;
 pub mod vocabulary;
 
 pub use babbage::{babbage_model, dimension_tables, fact_table_name, hierarchy_name};
 pub use columns::column_names;
+pub use descriptor::{LoadPlan, PlannedField, Problem, plan};
 pub use fdp::{FdpModel, InputField, ModelErrors, fields_to_model};
 pub use vocabulary::{ColumnType, Vocabulary};

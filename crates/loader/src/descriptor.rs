@@ -1,0 +1,253 @@
+//! From a datapackage descriptor to what the loader works on: the first resource whose fields carry
+//! `columnType`, each such field's column name, title and options, checked with messages a person can act on.
+
+use serde_json::{Map, Value};
+
+use crate::columns::column_names;
+use crate::fdp::InputField;
+use crate::vocabulary::{Vocabulary, column_type_options, data_type_options};
+
+/// One problem with a package, naming where it is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Problem {
+    /// The field concerned, if any.
+    pub field: Option<String>,
+    pub message: String,
+}
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.field {
+            Some(field) => write!(f, "field {field:?}: {}", self.message),
+            None => f.write_str(&self.message),
+        }
+    }
+}
+
+/// A field of the loaded resource: its name in the CSV, its column in the database, and its model input.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PlannedField {
+    pub original: String,
+    pub input: InputField,
+}
+
+/// What to load from a package.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LoadPlan {
+    pub name: String,
+    pub title: String,
+    /// The index of the resource in `resources`.
+    pub resource: usize,
+    pub fields: Vec<PlannedField>,
+}
+
+fn problem(field: Option<&str>, message: impl Into<String>) -> Problem {
+    Problem {
+        field: field.map(str::to_owned),
+        message: message.into(),
+    }
+}
+
+/// Reads a descriptor into a load plan, or every problem found.
+pub fn plan(vocabulary: &Vocabulary, descriptor: &Value) -> Result<LoadPlan, Vec<Problem>> {
+    let name = descriptor
+        .get("name")
+        .and_then(Value::as_str)
+        .filter(|n| !n.trim().is_empty());
+    let name = name
+        .ok_or_else(|| vec![problem(None, "the datapackage has no name")])?
+        .to_owned();
+    let title = descriptor
+        .get("title")
+        .and_then(Value::as_str)
+        .filter(|t| !t.is_empty())
+        .unwrap_or(&name)
+        .to_owned();
+    let resources = descriptor
+        .get("resources")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let fields_of = |resource: &Value| {
+        resource["schema"]["fields"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    };
+    let chosen = resources
+        .iter()
+        .position(|r| fields_of(r).iter().any(|f| f.get("columnType").is_some()));
+    let Some(resource) = chosen else {
+        let legacy_types = resources
+            .iter()
+            .flat_map(fields_of)
+            .any(|f| f.get("osType").is_some());
+        let message = if legacy_types {
+            "this package describes its fields with `osType` (the format before 2018); map them to `columnType` \
+             (os-packager does this) and upload again"
+        } else if descriptor
+            .get("model")
+            .or_else(|| descriptor.get("mapping"))
+            .is_some()
+        {
+            "this is a Fiscal Data Package 0.3 (a top-level `model`, no `columnType` on the fields); give each \
+             field its `columnType` (os-packager does this) and upload again"
+        } else if resources.is_empty() {
+            "the datapackage has no resources"
+        } else {
+            "no field has a `columnType`: nothing says which columns are measures and dimensions"
+        };
+        return Err(vec![problem(None, message)]);
+    };
+
+    let typed: Vec<Map<String, Value>> = fields_of(&resources[resource])
+        .into_iter()
+        .filter_map(|f| f.as_object().cloned())
+        .filter(|f| f.contains_key("columnType"))
+        .collect();
+    let originals: Vec<String> = typed
+        .iter()
+        .map(|f| {
+            f.get("name")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned()
+        })
+        .collect();
+    let columns = column_names(&originals);
+    let mut problems = Vec::new();
+    let mut fields = Vec::new();
+    for ((field, original), column) in typed.iter().zip(&originals).zip(columns) {
+        if original.is_empty() {
+            problems.push(problem(None, "a field with a columnType has no name"));
+            continue;
+        }
+        if originals.iter().filter(|o| *o == original).count() > 1
+            && !problems.iter().any(|p| p.field.as_deref() == Some(original))
+        {
+            problems.push(problem(Some(original), "two fields have this name"));
+        }
+        let column_type = field["columnType"].as_str().unwrap_or_default();
+        let Some(os_type) = vocabulary.get(column_type) else {
+            problems.push(problem(
+                Some(original),
+                format!("unknown columnType {column_type:?}"),
+            ));
+            continue;
+        };
+        // The options the type takes, from the field's own keys; a `format` of `fmt:…` is the pattern.
+        let allowed: Vec<String> = data_type_options(&os_type.data_type)
+            .into_iter()
+            .chain(column_type_options(column_type))
+            .filter_map(|o| o["name"].as_str().map(str::to_owned))
+            .collect();
+        let mut options = Map::new();
+        for key in &allowed {
+            if let Some(value) = field.get(key) {
+                let value = match (key.as_str(), value) {
+                    ("format", Value::String(f)) if f == "default" => continue,
+                    ("format", Value::String(f)) => Value::String(f.trim_start_matches("fmt:").to_owned()),
+                    (_, value) => value.clone(),
+                };
+                options.insert(key.clone(), value);
+            }
+        }
+        let title = field
+            .get("title")
+            .and_then(Value::as_str)
+            .filter(|t| !t.is_empty())
+            .unwrap_or(original);
+        fields.push(PlannedField {
+            original: original.clone(),
+            input: InputField {
+                name: column,
+                column_type: column_type.to_owned(),
+                title: Some(title.to_owned()),
+                options,
+                ..InputField::default()
+            },
+        });
+    }
+    if !fields.iter().any(|f| f.input.column_type == "value") && problems.is_empty() {
+        problems.push(problem(None, "no field is a measure (columnType `value`)"));
+    }
+    if problems.is_empty() {
+        Ok(LoadPlan {
+            name,
+            title,
+            resource,
+            fields,
+        })
+    } else {
+        Err(problems)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use serde_json::json;
+
+    use super::*;
+
+    fn fixture(name: &str) -> Value {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../../shared/fixtures/fiscal")
+            .join(name)
+            .join("datapackage.json");
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn the_packager_example_plans_its_typed_fields() {
+        let plan = plan(&Vocabulary::embedded().unwrap(), &fixture("os-packager-example")).unwrap();
+        assert_eq!((plan.name.as_str(), plan.resource), ("example", 0));
+        let names: Vec<_> = plan
+            .fields
+            .iter()
+            .map(|f| (f.original.as_str(), f.input.name.as_str()))
+            .collect();
+        assert_eq!(names, [("date", "date"), ("money", "money")]);
+        assert_eq!(
+            plan.fields[0].input.options,
+            json!({"format": "%Y-%m-%d"}).as_object().cloned().unwrap()
+        );
+        assert_eq!(plan.fields[1].input.options["decimalChar"], ".");
+    }
+
+    #[test]
+    fn older_formats_get_a_message_saying_so() {
+        let vocabulary = Vocabulary::embedded().unwrap();
+        let problems = plan(&vocabulary, &fixture("boost-moldova")).unwrap_err();
+        assert!(problems[0].message.contains("osType"), "{problems:?}");
+        let problems = plan(&vocabulary, &fixture("fdp-labels-and-hierarchies")).unwrap_err();
+        assert!(
+            problems[0].message.contains("Fiscal Data Package 0.3"),
+            "{problems:?}"
+        );
+    }
+
+    #[test]
+    fn problems_name_the_field() {
+        let vocabulary = Vocabulary::embedded().unwrap();
+        let descriptor = json!({"name": "x", "resources": [{"schema": {"fields": [
+            {"name": "a", "columnType": "no:such"}, {"name": "b", "columnType": "unknown:string"}]}}]});
+        let problems = plan(&vocabulary, &descriptor).unwrap_err();
+        assert_eq!(
+            problems[0].to_string(),
+            "field \"a\": unknown columnType \"no:such\""
+        );
+        let no_measure = json!({"name": "x", "resources": [{"schema": {"fields": [{"name": "b", "columnType": "unknown:string"}]}}]});
+        assert!(
+            plan(&vocabulary, &no_measure).unwrap_err()[0]
+                .message
+                .contains("measure")
+        );
+        assert!(
+            plan(&vocabulary, &json!({"resources": []})).unwrap_err()[0]
+                .message
+                .contains("no name")
+        );
+    }
+}
