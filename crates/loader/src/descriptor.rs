@@ -192,10 +192,10 @@ mod tests {
     use super::*;
 
     fn fixture(name: &str) -> Value {
+        // Copies of shared/fixtures/fiscal descriptors (tests/fixtures/README.md), so the test runs anywhere.
         let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../../../shared/fixtures/fiscal")
-            .join(name)
-            .join("datapackage.json");
+            .join("tests/fixtures")
+            .join(format!("{name}.datapackage.json"));
         serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
     }
 
