@@ -120,32 +120,12 @@ pub fn babbage_model(fdp: &FdpModel, fact_table: &str) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fdp::{InputField, fields_to_model};
+    use crate::fdp::fields_to_model;
     use crate::vocabulary::Vocabulary;
 
     #[test]
     fn the_worked_example_gives_the_documented_babbage_model() {
-        let field = |name: &str, column_type: &str| InputField {
-            name: name.into(),
-            column_type: column_type.into(),
-            ..InputField::default()
-        };
-        let mut amount = field("amount", "value");
-        amount.options.insert("currency".into(), json!("EUR"));
-        let fdp = fields_to_model(
-            &Vocabulary::embedded().unwrap(),
-            &[
-                field("year", "date:fiscal-year"),
-                field("admin1_code", "administrative-classification:generic:level1:code"),
-                field(
-                    "admin1_label",
-                    "administrative-classification:generic:level1:label",
-                ),
-                field("admin2_code", "administrative-classification:generic:level2:code"),
-                amount,
-            ],
-        )
-        .unwrap();
+        let fdp = fields_to_model(&Vocabulary::embedded().unwrap(), &crate::fdp::worked_example()).unwrap();
         let owner = conductor_core::UserId::parse("583b10ad15f2e7f078afd3431c2c09ea").unwrap();
         let t = fact_table_name(&owner, &conductor_core::DatasetName::parse("example").unwrap());
         assert_eq!(

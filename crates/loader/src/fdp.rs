@@ -391,6 +391,28 @@ fn check(vocabulary: &Vocabulary, fields: &[InputField], errors: &mut ModelError
     }
 }
 
+/// Reference §2.4's worked example: five fields of an administrative classification, a fiscal year and an amount.
+#[cfg(test)]
+pub(crate) fn worked_example() -> Vec<InputField> {
+    let field = |name: &str, column_type: &str| InputField {
+        name: name.into(),
+        column_type: column_type.into(),
+        ..InputField::default()
+    };
+    let mut amount = field("amount", "value");
+    amount.options.insert("currency".into(), json!("EUR"));
+    vec![
+        field("year", "date:fiscal-year"),
+        field("admin1_code", "administrative-classification:generic:level1:code"),
+        field(
+            "admin1_label",
+            "administrative-classification:generic:level1:label",
+        ),
+        field("admin2_code", "administrative-classification:generic:level2:code"),
+        amount,
+    ]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -410,19 +432,7 @@ mod tests {
     /// Reference §2.4's worked example.
     #[test]
     fn the_worked_example_gives_the_documented_model() {
-        let mut amount = field("amount", "value");
-        amount.options.insert("currency".into(), json!("EUR"));
-        let fields = [
-            field("year", "date:fiscal-year"),
-            field("admin1_code", "administrative-classification:generic:level1:code"),
-            field(
-                "admin1_label",
-                "administrative-classification:generic:level1:label",
-            ),
-            field("admin2_code", "administrative-classification:generic:level2:code"),
-            amount,
-        ];
-        let model = fields_to_model(&vocabulary(), &fields).unwrap().model;
+        let model = fields_to_model(&vocabulary(), &worked_example()).unwrap().model;
         assert_eq!(
             model,
             json!({"dimensions": {"date": {"dimensionType": "datetime", "primaryKey": ["year"], "attributes": {"year": {"source": "year", "title": "year"}}},
