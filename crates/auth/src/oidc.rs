@@ -192,6 +192,12 @@ impl LoginFlow {
         self.providers.contains_key(name)
     }
 
+    fn provider(&self, name: &str) -> Result<&Provider, LoginError> {
+        self.providers
+            .get(name)
+            .ok_or_else(|| LoginError::UnknownProvider(name.to_owned()))
+    }
+
     /// Checks `next` against the allow-list and resolves it.
     pub fn check_next(&self, next: &str) -> Result<Url, RedirectError> {
         self.allowlist.check(next, &self.base_url)
@@ -206,10 +212,7 @@ impl LoginFlow {
         binding: Option<&str>,
         now: Timestamp,
     ) -> Result<BegunLogin, LoginError> {
-        let entry = self
-            .providers
-            .get(provider)
-            .ok_or_else(|| LoginError::UnknownProvider(provider.to_owned()))?;
+        let entry = self.provider(provider)?;
         let next = self.check_next(next)?;
         let client = self.client(entry, false).await?;
         let state = random_token()?;
@@ -261,10 +264,7 @@ impl LoginFlow {
         binding: Option<&str>,
         now: Timestamp,
     ) -> Result<FinishedLogin, LoginError> {
-        let entry = self
-            .providers
-            .get(provider)
-            .ok_or_else(|| LoginError::UnknownProvider(provider.to_owned()))?;
+        let entry = self.provider(provider)?;
         // Taken (deleted) before anything else, so a state is redeemable once whatever happens next.
         let stored = self
             .states

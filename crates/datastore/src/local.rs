@@ -371,16 +371,22 @@ mod tests {
         store.receive(&spec.key, &presented, body(data), now).await
     }
 
-    #[tokio::test]
-    async fn a_signed_upload_lands_and_reads_back() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = store(dir.path());
-        let data: &'static [u8] = b"year,amount\n2014,12.5\n";
+    /// An upload of `data` and its signed PUT, valid for 15 minutes from `NOW`.
+    async fn signed(store: &LocalDatastore, data: &[u8]) -> (UploadSpec, SignedPut) {
         let spec = upload(data);
         let signed = store
             .sign_put(&spec, NOW, NOW.plus(Duration::from_secs(900)))
             .await
             .unwrap();
+        (spec, signed)
+    }
+
+    #[tokio::test]
+    async fn a_signed_upload_lands_and_reads_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(dir.path());
+        let data: &'static [u8] = b"year,amount\n2014,12.5\n";
+        let (spec, signed) = signed(&store, data).await;
         assert!(
             signed
                 .url
@@ -400,11 +406,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = store(dir.path());
         let data: &'static [u8] = b"year,amount\n2014,12.5\n";
-        let spec = upload(data);
-        let signed = store
-            .sign_put(&spec, NOW, NOW.plus(Duration::from_secs(900)))
-            .await
-            .unwrap();
+        let (spec, signed) = signed(&store, data).await;
         let same_length_other_bytes: &'static [u8] = b"year,amount\n2014,99.9\n";
         let wrong_md5 = STANDARD.encode(Md5::digest(same_length_other_bytes));
         let cases: Vec<(&str, std::result::Result<(), UploadError>)> = vec![

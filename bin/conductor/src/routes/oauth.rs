@@ -32,16 +32,14 @@ async fn login(
     params: Params,
     identity: web::Data<Identity>,
 ) -> HttpResponse {
-    let next = params
-        .get("next")
-        .unwrap_or(identity.base_url.as_str())
-        .to_owned();
+    let next = requested_next(&params, &identity);
     if provider.as_str() == DEV_PROVIDER && identity.dev_login {
-        if let Err(error) = identity.login.check_next(&next) {
-            return failure(&LoginError::BadNext(error));
-        }
+        let checked = match identity.login.check_next(&next) {
+            Ok(checked) => checked,
+            Err(error) => return failure(&LoginError::BadNext(error)),
+        };
         return match params.get("email") {
-            Some(email) => dev_log_in(&identity, email, params.get("name"), &next).await,
+            Some(email) => dev_log_in(&identity, email, params.get("name"), checked).await,
             None => pages::dev_login_form(request.path(), &next),
         };
     }
@@ -69,30 +67,33 @@ async fn dev_login_submit(
     if provider.as_str() != DEV_PROVIDER || !identity.dev_login {
         return pages::login_error(StatusCode::NOT_FOUND, "There is no such login provider here.");
     }
-    let next = params
-        .get("next")
-        .unwrap_or(identity.base_url.as_str())
-        .to_owned();
-    if let Err(error) = identity.login.check_next(&next) {
-        return failure(&LoginError::BadNext(error));
-    }
+    let next = match identity.login.check_next(&requested_next(&params, &identity)) {
+        Ok(next) => next,
+        Err(error) => return failure(&LoginError::BadNext(error)),
+    };
     match params.get("email") {
-        Some(email) => dev_log_in(&identity, email, params.get("name"), &next).await,
+        Some(email) => dev_log_in(&identity, email, params.get("name"), next).await,
         None => pages::login_error(StatusCode::BAD_REQUEST, "An e-mail address is required."),
     }
 }
 
-async fn dev_log_in(identity: &Identity, email: &str, name: Option<&str>, next: &str) -> HttpResponse {
+/// Where the login should return: `next`, or the base URL (checked by the caller against the allow-list).
+fn requested_next(params: &Params, identity: &Identity) -> String {
+    params
+        .get("next")
+        .unwrap_or(identity.base_url.as_str())
+        .to_owned()
+}
+
+/// Logs in through the `dev` provider and returns to `next`, already checked against the allow-list.
+async fn dev_log_in(identity: &Identity, email: &str, name: Option<&str>, next: Url) -> HttpResponse {
     let provider_id = format!("{DEV_PROVIDER}:{}", email.trim().to_lowercase());
     match identity
         .accounts
         .log_in_email(email, name, None, provider_id)
         .await
     {
-        Ok((_, token)) => match identity.login.check_next(next) {
-            Ok(next) => to_next(identity, next, &token),
-            Err(error) => failure(&LoginError::BadNext(error)),
-        },
+        Ok((_, token)) => to_next(identity, next, &token),
         Err(error) => account_failure(error),
     }
 }
