@@ -16,6 +16,7 @@ use tracing_actix_web::TracingLogger;
 
 use crate::error::ApiError;
 use crate::identity::Identity;
+use crate::loading::Loading;
 use crate::metrics::Metrics;
 use crate::middleware::{self, BodyLimit};
 use crate::routes;
@@ -42,6 +43,8 @@ pub enum StartupError {
     Datastore(String),
     #[error("search: {0}")]
     Search(String),
+    #[error("loader: {0}")]
+    Loader(String),
 }
 
 /// Routes an embedding program mounts beside the API.
@@ -84,6 +87,9 @@ impl Application {
         let search = SearchState::build(&settings, database.repositories(), clock.clone())?;
         tokio::spawn(search.clone().sync_when_reachable());
         tokio::spawn(search.clone().drain_outbox_periodically());
+        let loading = Loading::build(&settings, &database, &storage, &search, clock.clone())?;
+        loading.start(settings.loader.workers);
+        let loading = web::Data::new(loading);
         let search = web::Data::from(search);
         tokio::spawn(purge_expired_logins(
             database.repositories().login_states.clone(),
@@ -115,6 +121,7 @@ impl Application {
                 .app_data(identity.clone())
                 .app_data(storage.clone())
                 .app_data(search.clone())
+                .app_data(loading.clone())
                 .app_data(web::Data::new(BodyLimit(body_limit)))
                 .app_data(web::PayloadConfig::new(saturating_usize(body_limit)))
                 .app_data(json_config(body_limit))
@@ -124,6 +131,7 @@ impl Application {
                 .configure(routes::oauth::configure)
                 .configure(routes::datastore::configure)
                 .configure(routes::search::configure)
+                .configure(routes::package::configure)
                 .configure(|cfg| extra_routes(cfg))
                 .default_service(web::to(not_found))
                 // Outermost last: tracing sees every request, metrics count even refused ones.

@@ -85,6 +85,11 @@ pub trait LoadJobRepository: Send + Sync {
     /// Records progress and a heartbeat; returns false when the job is already terminal (for example failed by
     /// another replica after a missed heartbeat), so the worker stops.
     async fn record_progress(&self, id: i64, progress: &JobProgress, now: Timestamp) -> RepoResult<bool>;
+    /// Takes the oldest queued job whose package has no earlier unfinished job (jobs of one package run one at a
+    /// time, in order), marking it `initializing` with a heartbeat. Concurrent claimers never take the same job.
+    async fn claim(&self, now: Timestamp) -> RepoResult<Option<LoadJob>>;
+    /// Fails the running jobs (claimed, not finished) whose heartbeat is older than `before`, and returns them.
+    async fn fail_stale(&self, before: Timestamp, error: &str, now: Timestamp) -> RepoResult<Vec<LoadJob>>;
 }
 
 #[async_trait]

@@ -122,6 +122,11 @@ pub trait UploadSigner: Send + Sync {
     fn public_url(&self, key: &ObjectKey) -> String;
     /// Whether the storage answers (for `/readyz`).
     async fn check(&self) -> Result<()>;
+    /// The file behind one of this store's public URLs, when the store keeps files on this machine, so the
+    /// loader reads it directly instead of fetching it from ourselves over HTTP.
+    fn local_file(&self, _url: &url::Url) -> Option<std::path::PathBuf> {
+        None
+    }
 }
 
 /// Upload limits from `datastore.*`.

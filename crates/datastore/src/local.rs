@@ -256,6 +256,16 @@ impl UploadSigner for LocalDatastore {
         self.url(key)
     }
 
+    fn local_file(&self, url: &Url) -> Option<PathBuf> {
+        let encoded = url.as_str().strip_prefix(self.files_url.as_str())?;
+        if url.query().is_some() || url.fragment().is_some() {
+            return None;
+        }
+        let decoded = percent_encoding::percent_decode_str(encoded).decode_utf8().ok()?;
+        let key = ObjectKey::parse(&decoded).ok()?;
+        self.object_path(&key).ok()
+    }
+
     async fn check(&self) -> Result<()> {
         let probe = self.root.join(INCOMING);
         let metadata = tokio::fs::metadata(&probe)

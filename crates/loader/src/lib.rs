@@ -1,16 +1,28 @@
-//! Loading Fiscal Data Packages (DESIGN §7). So far: the os-types vocabulary, the FDP model as os-types'
-//! `fieldsToModel` builds it, and the Babbage model as the pipeline builds it.
+//! Loading Fiscal Data Packages (DESIGN §7): the os-types vocabulary, the FDP model as os-types' `fieldsToModel`
+//! builds it, the Babbage model as the pipeline builds it, fetching under the SSRF rules, CSV streaming, the star
+//! schema, and the jobs that run it all through the [`Warehouse`] port.
 
 pub mod babbage;
 pub mod columns;
 pub mod descriptor;
 pub mod fdp;
+pub mod fetch;
+pub mod job;
+pub mod manage;
+pub mod star;
+pub mod table;
 pub mod values;
 pub mod vocabulary;
+pub mod warehouse;
 
 pub use babbage::{babbage_model, dimension_tables, fact_table_name, hierarchy_name};
 pub use columns::column_names;
 pub use descriptor::{LoadPlan, PlannedField, Problem, plan};
 pub use fdp::{FdpModel, InputField, ModelErrors, fields_to_model};
+pub use fetch::{FetchError, FetchPolicy, Source};
+pub use job::{ApiCache, LoadError, Loaded, Loader, LoaderSettings, NoApiCache, Observer, Quiet, Shutdown};
+pub use manage::{ManageError, Publish, Stats};
+pub use star::{StarLayout, staging_name};
 pub use values::{Cell, ValueError, ValueFormat, read_value};
 pub use vocabulary::{ColumnType, Vocabulary};
+pub use warehouse::{RowSink, StagingFeed, Warehouse, WarehouseError};

@@ -5,7 +5,7 @@
 use chrono::NaiveDate;
 
 /// A value ready for the database.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Cell {
     Null,
     Text(String),

@@ -15,6 +15,8 @@ use diesel::{PgConnection, connection::SimpleConnection};
 
 use crate::error::{Result, StoreError};
 use crate::repositories::{Db, Maintenance};
+use crate::warehouse::{PostgresWarehouse, SqliteWarehouse};
+use conductor_loader::Warehouse;
 
 /// How long a request waits for a pooled connection before the database counts as unavailable.
 const CONNECTION_TIMEOUT: Duration = Duration::from_secs(5);
@@ -95,6 +97,7 @@ impl fmt::Debug for Repositories {
 /// does not stop the process: callers retry [`Database::migrate`] and report [`Database::ping`] until it is up.
 pub struct Database {
     backend: Backend,
+    warehouse: Arc<dyn Warehouse>,
     maintenance: Arc<dyn Maintenance>,
     repositories: Repositories,
 }
@@ -115,6 +118,7 @@ impl Database {
                 Ok(Self::from_db(
                     Backend::Postgres,
                     Db::new(pool_builder(pool_size).build_unchecked(manager)),
+                    Arc::new(PostgresWarehouse::new(url)),
                 ))
             }
             DatabaseUrl::Sqlite(path) => {
@@ -128,12 +132,13 @@ impl Database {
                 let pool = pool_builder(pool_size)
                     .connection_customizer(Box::new(SqlitePragmas))
                     .build_unchecked(manager);
-                Ok(Self::from_db(Backend::Sqlite, Db::new(pool)))
+                let warehouse = Arc::new(SqliteWarehouse::new(pool.clone()));
+                Ok(Self::from_db(Backend::Sqlite, Db::new(pool), warehouse))
             }
         }
     }
 
-    fn from_db<D>(backend: Backend, db: D) -> Self
+    fn from_db<D>(backend: Backend, db: D, warehouse: Arc<dyn Warehouse>) -> Self
     where
         D: Maintenance
             + UserRepository
@@ -147,6 +152,7 @@ impl Database {
         let db = Arc::new(db);
         Self {
             backend,
+            warehouse,
             maintenance: db.clone(),
             repositories: Repositories {
                 users: db.clone(),
@@ -165,6 +171,11 @@ impl Database {
 
     pub fn repositories(&self) -> &Repositories {
         &self.repositories
+    }
+
+    /// Where loads write their tables: the same database as the registry.
+    pub fn warehouse(&self) -> Arc<dyn Warehouse> {
+        self.warehouse.clone()
     }
 
     /// Checks that a connection can be had within `timeout` and answers a trivial query.

@@ -9,11 +9,15 @@
 mod contract;
 mod database;
 mod error;
+#[cfg(feature = "redis")]
+pub mod redis_cache;
 mod repositories;
 mod rows;
 mod schema;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
+mod warehouse;
 
 pub use database::{Backend, Database, DatabaseUrl, Repositories};
 pub use error::{Result, StoreError};
+pub use warehouse::{PostgresWarehouse, SqliteWarehouse};

@@ -102,8 +102,20 @@ fn migration_error(error: impl std::fmt::Display) -> StoreError {
     StoreError::Migration(error.to_string())
 }
 
+/// The id a job claim picks: the oldest queued job whose package has no earlier unfinished job.
+const CLAIM_CANDIDATE: &str = "SELECT j.id FROM load_jobs j WHERE j.status = 'queued' AND NOT EXISTS (\
+     SELECT 1 FROM load_jobs e WHERE e.package_id = j.package_id AND e.id < j.id \
+     AND e.status NOT IN ('done', 'fail')) ORDER BY j.id LIMIT 1";
+
+#[derive(QueryableByName)]
+struct IdRow {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    id: i64,
+}
+
 macro_rules! impl_for_connection {
-    ($conn:ty, migrations: $migrations:expr, lock: $lock:expr, unlock: $unlock:expr) => {
+    ($conn:ty, migrations: $migrations:expr, lock: $lock:expr, unlock: $unlock:expr,
+     claim_lock: $claim_lock:expr, transaction: $transaction:ident) => {
         #[async_trait]
         impl Maintenance for Db<$conn> {
             async fn ping(&self, timeout: Duration) -> Result<()> {
@@ -455,6 +467,70 @@ macro_rules! impl_for_connection {
                 })
                 .await
             }
+
+            async fn claim(&self, now: Timestamp) -> RepoResult<Option<LoadJob>> {
+                self.run(move |conn: &mut $conn| {
+                    conn.$transaction(|conn| {
+                        let candidate: Option<IdRow> =
+                            diesel::sql_query(format!("{CLAIM_CANDIDATE} {}", $claim_lock))
+                                .get_result(conn)
+                                .optional()?;
+                        let Some(candidate) = candidate else {
+                            return Ok(None);
+                        };
+                        diesel::update(
+                            load_jobs::table
+                                .find(candidate.id)
+                                .filter(load_jobs::status.eq(LoadStatus::Queued.as_str())),
+                        )
+                        .set((
+                            load_jobs::status.eq(LoadStatus::Initializing.as_str()),
+                            load_jobs::heartbeat_at.eq(Some(now.as_millis())),
+                            load_jobs::updated_at.eq(now.as_millis()),
+                        ))
+                        .returning(LoadJobRow::as_returning())
+                        .get_result(conn)
+                        .optional()
+                    })
+                    .map_err(query_error)?
+                    .map(LoadJobRow::into_job)
+                    .transpose()
+                })
+                .await
+            }
+
+            async fn fail_stale(
+                &self,
+                before: Timestamp,
+                error: &str,
+                now: Timestamp,
+            ) -> RepoResult<Vec<LoadJob>> {
+                let error = error.to_owned();
+                self.run(move |conn: &mut $conn| {
+                    let settled = [
+                        LoadStatus::Queued.as_str(),
+                        LoadStatus::Done.as_str(),
+                        LoadStatus::Fail.as_str(),
+                    ];
+                    diesel::update(
+                        load_jobs::table
+                            .filter(load_jobs::status.ne_all(settled))
+                            .filter(load_jobs::heartbeat_at.lt(before.as_millis())),
+                    )
+                    .set((
+                        load_jobs::status.eq(LoadStatus::Fail.as_str()),
+                        load_jobs::error.eq(Some(error)),
+                        load_jobs::updated_at.eq(now.as_millis()),
+                    ))
+                    .returning(LoadJobRow::as_returning())
+                    .get_results(conn)
+                    .map_err(query_error)?
+                    .into_iter()
+                    .map(LoadJobRow::into_job)
+                    .collect()
+                })
+                .await
+            }
         }
 
         #[async_trait]
@@ -577,8 +653,19 @@ impl_for_connection!(
     diesel::PgConnection,
     migrations: POSTGRES_MIGRATIONS,
     lock: &format!("SELECT pg_advisory_lock({MIGRATION_LOCK_ID})"),
-    unlock: &format!("SELECT pg_advisory_unlock({MIGRATION_LOCK_ID})")
+    unlock: &format!("SELECT pg_advisory_unlock({MIGRATION_LOCK_ID})"),
+    claim_lock: "FOR UPDATE SKIP LOCKED",
+    transaction: transaction
 );
 
 // One SQLite file has one writer at a time already; its migrations run in a transaction of their own.
-impl_for_connection!(SqliteConnection, migrations: SQLITE_MIGRATIONS, lock: "SELECT 1", unlock: "SELECT 1");
+// One SQLite file has one writer at a time already; its migrations run in a transaction of their own, and a claim
+// takes the write lock up front (`BEGIN IMMEDIATE`) so two claimers never both read the same queued job.
+impl_for_connection!(
+    SqliteConnection,
+    migrations: SQLITE_MIGRATIONS,
+    lock: "SELECT 1",
+    unlock: "SELECT 1",
+    claim_lock: "",
+    transaction: immediate_transaction
+);

@@ -30,7 +30,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 }
 
 /// The request's permission token, verified: 401 when it is missing or does not verify as one.
-fn permission(
+pub(crate) fn permission(
     request: &HttpRequest,
     params: &Params,
     identity: &Identity,

@@ -3,6 +3,7 @@
 pub mod datastore;
 pub mod health;
 pub mod oauth;
+pub mod package;
 pub mod pages;
 pub mod search;
 pub mod user;

@@ -7,6 +7,7 @@
 
 pub mod auth;
 pub mod datastore;
+pub mod loader;
 pub mod search;
 
 use std::collections::BTreeMap;
@@ -22,6 +23,7 @@ use url::Url;
 
 pub use self::auth::{AuthSettings, GOOGLE_ISSUER, KeySettings, ProviderSettings, Secret};
 pub use self::datastore::{DatastoreBackend, DatastoreSettings, S3Settings};
+pub use self::loader::{CompatSettings, LoaderSettings};
 pub use self::search::{OpenSearchSettings, SearchBackend, SearchSettings};
 
 const ENV_PREFIX: &str = "CONDUCTOR";
@@ -54,6 +56,8 @@ pub struct Settings {
     pub auth: AuthSettings,
     pub datastore: DatastoreSettings,
     pub search: SearchSettings,
+    pub loader: LoaderSettings,
+    pub compat: CompatSettings,
     /// `CONDUCTOR_ENV`: chooses the profile file, and `production` turns fallbacks into errors.
     #[serde(skip)]
     pub profile: String,
@@ -104,6 +108,8 @@ impl Default for Settings {
             auth: AuthSettings::default(),
             datastore: DatastoreSettings::default(),
             search: SearchSettings::default(),
+            loader: LoaderSettings::default(),
+            compat: CompatSettings::default(),
             profile: "development".to_owned(),
         }
     }
@@ -282,7 +288,22 @@ impl Settings {
         self.cors_origins()?;
         self.validate_auth()?;
         self.validate_datastore()?;
+        self.validate_loader()?;
         self.validate_search()
+    }
+
+    fn validate_loader(&self) -> Result<(), SettingsError> {
+        let invalid = |key: &'static str, message: String| SettingsError::Invalid { key, message };
+        if self.loader.heartbeat_timeout < std::time::Duration::from_secs(1) {
+            return Err(invalid("loader.heartbeat_timeout", "must be at least 1s".into()));
+        }
+        for entry in &self.loader.fetch_allowlist {
+            loader::check_prefix(entry).map_err(|m| invalid("loader.fetch_allowlist", m))?;
+        }
+        for entry in &self.loader.hook_allowlist {
+            loader::check_prefix(entry).map_err(|m| invalid("loader.hook_allowlist", m))?;
+        }
+        Ok(())
     }
 
     fn validate_search(&self) -> Result<(), SettingsError> {

@@ -1,0 +1,105 @@
+//! The loader wired to this process's database, datastore, search registry and os-api cache; its workers and the
+//! sweep that fails jobs whose worker went away.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use conductor_core::Clock;
+use conductor_datastore::UploadSigner;
+use conductor_loader::fetch::{DatastoreFirst, HttpSource, LocalFiles};
+use conductor_loader::{ApiCache, Loader, LoaderSettings, NoApiCache, Shutdown, Vocabulary};
+use conductor_store::Database;
+use conductor_store::redis_cache::RedisApiCache;
+use tokio::sync::Notify;
+
+use crate::search::SearchState;
+use crate::settings::Settings;
+use crate::startup::StartupError;
+use crate::storage::Storage;
+
+/// The loader and what wakes its workers.
+#[derive(Debug, Clone)]
+pub struct Loading {
+    pub loader: Loader,
+    /// Notified when a job is queued, so an idle worker starts at once.
+    pub wake: Arc<Notify>,
+    pub shutdown: Shutdown,
+}
+
+/// The datastore's files read straight from disk when they are on this machine.
+struct SignerFiles(Arc<dyn UploadSigner>);
+
+impl LocalFiles for SignerFiles {
+    fn local_file(&self, url: &url::Url) -> Option<std::path::PathBuf> {
+        self.0.local_file(url)
+    }
+}
+
+impl Loading {
+    pub fn build(
+        settings: &Settings,
+        database: &Database,
+        storage: &Storage,
+        search: &SearchState,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, StartupError> {
+        let vocabulary = Vocabulary::embedded().map_err(|e| StartupError::Loader(e.to_string()))?;
+        let cache: Arc<dyn ApiCache> = match &settings.cache.redis_url {
+            Some(url) => Arc::new(RedisApiCache::new(url.expose()).map_err(StartupError::Loader)?),
+            None => Arc::new(NoApiCache),
+        };
+        let local: Option<Arc<dyn LocalFiles>> = storage
+            .local
+            .clone()
+            .map(|local| Arc::new(SignerFiles(local as Arc<dyn UploadSigner>)) as Arc<dyn LocalFiles>);
+        let datastore = storage.datastore.clone();
+        let repositories = database.repositories();
+        let loader = Loader {
+            vocabulary: Arc::new(vocabulary),
+            jobs: repositories.load_jobs.clone(),
+            packages: repositories.packages.clone(),
+            registry: search.registry.clone(),
+            warehouse: database.warehouse(),
+            source: Arc::new(DatastoreFirst {
+                local,
+                remote: HttpSource::default(),
+            }),
+            prefixes: Arc::new(move |owner| datastore.prefixes(owner)),
+            cache,
+            clock,
+            settings: LoaderSettings {
+                fetch_allowlist: settings.loader.fetch_allowlist.clone(),
+                max_download: settings.loader.max_download.as_u64(),
+                heartbeat_timeout: settings.loader.heartbeat_timeout,
+            },
+        };
+        Ok(Self {
+            loader,
+            wake: Arc::new(Notify::new()),
+            shutdown: Shutdown::default(),
+        })
+    }
+
+    /// Starts `workers` workers and the stale-job sweep on the current runtime.
+    pub fn start(&self, workers: usize) {
+        for _ in 0..workers {
+            let loader = self.loader.clone();
+            let wake = self.wake.clone();
+            let shutdown = self.shutdown.clone();
+            tokio::spawn(async move { loader.work(wake, shutdown).await });
+        }
+        let loader = self.loader.clone();
+        let shutdown = self.shutdown.clone();
+        // Every replica sweeps, workers or not: failing a dead job is the same whoever does it.
+        tokio::spawn(async move {
+            let every = (loader.settings.heartbeat_timeout / 2).max(Duration::from_millis(500));
+            let mut ticker = tokio::time::interval(every);
+            while !shutdown.is_set() {
+                ticker.tick().await;
+                if let Err(e) = loader.fail_stale_jobs().await {
+                    tracing::debug!(error = %e, "could not sweep stale load jobs; will retry");
+                }
+            }
+        });
+    }
+}

@@ -1,0 +1,318 @@
+//! `/package/*`: loading packages into the database and managing them (DESIGN §2, §7), in the original's shapes.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, web};
+use conductor_auth::PermissionClaims;
+use conductor_core::{LoadJob, NewLoadJob, PackageId};
+use conductor_loader::{ManageError, Publish};
+use conductor_permissions::{Holder, may_manage, may_upload};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::error::{ApiError, ErrorShape};
+use crate::identity::Identity;
+use crate::loading::Loading;
+use crate::params::Params;
+use crate::routes::datastore::permission;
+use crate::settings::Settings;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(web::resource("/package/upload").post(upload))
+        .service(web::resource("/package/status").get(status))
+        .service(web::resource("/package/publish").post(publish))
+        .service(web::resource("/package/delete").post(delete))
+        // os-viewer joins a base URL ending in `/` with `/package/update_params` (reference §4).
+        .service(web::resource(["/package/update_params", "//package/update_params"]).post(update_params))
+        .service(web::resource("/package/run-hooks").post(run_hooks))
+        .service(web::resource("/package/stats").get(stats));
+}
+
+fn holder(claims: &PermissionClaims) -> Holder<'_> {
+    Holder {
+        userid: &claims.userid,
+        service: &claims.service,
+        permissions: &claims.permissions,
+    }
+}
+
+fn forbidden(error: impl std::fmt::Display) -> ApiError {
+    ApiError::new(StatusCode::FORBIDDEN, "forbidden", error.to_string())
+}
+
+/// Records a load job for a datapackage under the caller's own prefixes and returns at once.
+async fn upload(
+    request: HttpRequest,
+    params: Params,
+    identity: web::Data<Identity>,
+    loading: web::Data<Loading>,
+) -> Result<HttpResponse, ApiError> {
+    let shape = |e: ApiError| e.with_shape(ErrorShape::UploadStatus);
+    let claims = permission(&request, &params, &identity).map_err(shape)?;
+    may_upload(holder(&claims), &claims.userid).map_err(|e| shape(forbidden(e)))?;
+    let raw = params.get("datapackage").ok_or_else(|| {
+        shape(ApiError::bad_request(
+            "missing-parameter",
+            "datapackage is required",
+        ))
+    })?;
+    let url = url::Url::parse(raw).map_err(|_| {
+        shape(ApiError::bad_request(
+            "invalid-url",
+            format!("{raw:?} is not a URL"),
+        ))
+    })?;
+    let loader = &loading.loader;
+    // Refused before any connection is made.
+    loader
+        .policy(&claims.userid)
+        .check(&url)
+        .map_err(|e| shape(ApiError::bad_request("url-not-allowed", e.to_string())))?;
+    let (_, package_id) = loader
+        .read_descriptor(&url, &claims.userid)
+        .await
+        .map_err(|e| shape(ApiError::bad_request("unreadable-datapackage", e.to_string())))?;
+    let job = NewLoadJob {
+        package_id,
+        datapackage_url: url.to_string(),
+        owner: claims.userid.clone(),
+    };
+    let job = loader
+        .jobs
+        .enqueue(&job, loader.clock.now())
+        .await
+        .map_err(|e| shape(e.into()))?;
+    tracing::info!(job = job.id, package = %job.package_id, "load queued");
+    loading.wake.notify_one();
+    Ok(HttpResponse::Ok().json(json!({"status": "queued", "progress": 0})))
+}
+
+/// The newest job for a datapackage URL.
+async fn status(
+    params: Params,
+    loading: web::Data<Loading>,
+    settings: web::Data<Settings>,
+) -> Result<HttpResponse, ApiError> {
+    let raw = params
+        .get("datapackage")
+        .ok_or_else(|| ApiError::bad_request("missing-parameter", "datapackage is required"))?;
+    // Clients send the URL as they uploaded it; jobs keep it normalised.
+    let normalised = url::Url::parse(raw)
+        .map(|u| u.to_string())
+        .unwrap_or_else(|_| raw.to_owned());
+    let job = loading
+        .loader
+        .jobs
+        .latest_for_url(&normalised)
+        .await?
+        .ok_or_else(|| ApiError::not_found("no load of this datapackage is known"))?;
+    Ok(HttpResponse::Ok().json(status_body(&job, settings.compat.progress_as_fraction)))
+}
+
+fn status_body(job: &LoadJob, progress_as_fraction: bool) -> Value {
+    let fraction = match (job.status, job.rows_total) {
+        (conductor_core::LoadStatus::Done, _) => 1.0,
+        (_, Some(total)) if total > 0 => (job.rows_loaded as f64 / total as f64).min(1.0),
+        _ => 0.0,
+    };
+    let mut body = json!({
+        "status": job.status.as_str(),
+        "progress": if progress_as_fraction { json!(fraction) } else { json!(job.rows_loaded) },
+        "rows_total": job.rows_total,
+        "fraction": fraction,
+    });
+    if let Some(error) = &job.error {
+        body["error"] = json!(error);
+    }
+    body
+}
+
+/// The package named by `id`, after checking the caller may manage it (errors in the `success` shape).
+fn managed(
+    request: &HttpRequest,
+    params: &Params,
+    identity: &Identity,
+) -> Result<(PermissionClaims, PackageId), ApiError> {
+    let shape = |e: ApiError| e.with_shape(ErrorShape::Success);
+    let claims = permission(request, params, identity).map_err(shape)?;
+    let raw = params
+        .get("id")
+        .ok_or_else(|| shape(ApiError::bad_request("missing-parameter", "id is required")))?;
+    let id = PackageId::parse(raw)
+        .map_err(|e| shape(ApiError::bad_request("invalid-id", format!("{raw:?}: {e}"))))?;
+    may_manage(holder(&claims), id.owner()).map_err(|e| shape(forbidden(e)))?;
+    Ok((claims, id))
+}
+
+fn manage_error(error: ManageError) -> ApiError {
+    let api = match error {
+        ManageError::NotFound(id) => ApiError::not_found(format!("no package {id}")),
+        ManageError::Load(e) => load_error(e),
+    };
+    api.with_shape(ErrorShape::Success)
+}
+
+fn load_error(error: conductor_loader::LoadError) -> ApiError {
+    match error {
+        conductor_loader::LoadError::Database(detail) => ApiError::internal(detail),
+        other => ApiError::bad_request("invalid-package", other.to_string()),
+    }
+}
+
+async fn publish(
+    request: HttpRequest,
+    params: Params,
+    identity: web::Data<Identity>,
+    loading: web::Data<Loading>,
+) -> Result<HttpResponse, ApiError> {
+    let (_, id) = managed(&request, &params, &identity)?;
+    let mode: Publish = params
+        .get("publish")
+        .unwrap_or("toggle")
+        .parse()
+        .map_err(|e: String| ApiError::bad_request("invalid-parameter", e).with_shape(ErrorShape::Success))?;
+    let published = loading.loader.publish(&id, mode).await.map_err(manage_error)?;
+    Ok(HttpResponse::Ok().json(json!({"success": true, "published": published})))
+}
+
+async fn delete(
+    request: HttpRequest,
+    params: Params,
+    identity: web::Data<Identity>,
+    loading: web::Data<Loading>,
+) -> Result<HttpResponse, ApiError> {
+    let (_, id) = managed(&request, &params, &identity)?;
+    let existed = loading
+        .loader
+        .remove(&id)
+        .await
+        .map_err(|e| load_error(e).with_shape(ErrorShape::Success))?;
+    if !existed {
+        return Err(ApiError::not_found(format!("no package {id}")).with_shape(ErrorShape::Success));
+    }
+    Ok(HttpResponse::Ok().json(json!({"success": true})))
+}
+
+#[derive(Deserialize)]
+struct DefaultParams {
+    params: String,
+}
+
+async fn update_params(
+    request: HttpRequest,
+    params: Params,
+    body: web::Bytes,
+    identity: web::Data<Identity>,
+    loading: web::Data<Loading>,
+) -> Result<HttpResponse, ApiError> {
+    let (_, id) = managed(&request, &params, &identity)?;
+    let body: DefaultParams = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::bad_request(
+            "invalid-json",
+            format!("the body must be JSON {{\"params\": \"<string>\"}}: {e}"),
+        )
+        .with_shape(ErrorShape::Success)
+    })?;
+    loading
+        .loader
+        .set_default_params(&id, body.params)
+        .await
+        .map_err(manage_error)?;
+    Ok(HttpResponse::Ok().json(json!({"success": true})))
+}
+
+/// Posts the package's JSON-LD to an allow-listed pipeline, as a multipart file `input` (DESIGN §7).
+async fn run_hooks(
+    request: HttpRequest,
+    params: Params,
+    identity: web::Data<Identity>,
+    loading: web::Data<Loading>,
+    settings: web::Data<Settings>,
+) -> Result<HttpResponse, ApiError> {
+    let shape = |e: ApiError| e.with_shape(ErrorShape::Success);
+    let (_, id) = managed(&request, &params, &identity)?;
+    let raw = params
+        .get("pipeline")
+        .ok_or_else(|| shape(ApiError::bad_request("missing-parameter", "pipeline is required")))?;
+    let pipeline = url::Url::parse(raw).map_err(|_| {
+        shape(ApiError::bad_request(
+            "invalid-url",
+            format!("{raw:?} is not a URL"),
+        ))
+    })?;
+    if !hook_allowed(&pipeline, &settings.loader.hook_allowlist) {
+        return Err(shape(forbidden(format!(
+            "{pipeline} is not in loader.hook_allowlist"
+        ))));
+    }
+    let payload = loading.loader.hook_payload(&id).await.map_err(manage_error)?;
+    let file = reqwest::multipart::Part::bytes(payload.to_string().into_bytes())
+        .file_name("package-url.jsonld")
+        .mime_str("application/ld+json")
+        .map_err(ApiError::internal)?;
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(std::time::Duration::from_secs(60))
+        .build()
+        .map_err(ApiError::internal)?;
+    let response = client
+        .post(pipeline.clone())
+        .multipart(reqwest::multipart::Form::new().part("input", file))
+        .send()
+        .await
+        .map_err(|e| {
+            shape(ApiError::new(
+                StatusCode::BAD_GATEWAY,
+                "hook-failed",
+                format!("{pipeline}: {e}"),
+            ))
+        })?;
+    let success = response.status().is_success();
+    let text = response.text().await.unwrap_or_default();
+    Ok(HttpResponse::Ok().json(json!({"success": success, "response": text, "payload": payload})))
+}
+
+fn hook_allowed(url: &url::Url, allowlist: &[String]) -> bool {
+    allowlist
+        .iter()
+        .filter_map(|p| url::Url::parse(p).ok())
+        .any(|prefix| {
+            url.scheme() == prefix.scheme()
+                && url.host_str() == prefix.host_str()
+                && url.port_or_known_default() == prefix.port_or_known_default()
+                && url.path().starts_with(prefix.path())
+        })
+}
+
+async fn stats(loading: web::Data<Loading>) -> Result<HttpResponse, ApiError> {
+    let stats = loading.loader.stats().await.map_err(load_error)?;
+    Ok(HttpResponse::Ok().json(stats))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hooks_go_only_to_allow_listed_prefixes() {
+        let allow = vec!["https://apps.openbudgets.eu/linkedpipes/execute/".to_owned()];
+        let url = |s: &str| url::Url::parse(s).unwrap();
+        assert!(hook_allowed(
+            &url("https://apps.openbudgets.eu/linkedpipes/execute/fdp2rdf"),
+            &allow
+        ));
+        assert!(!hook_allowed(&url("https://apps.openbudgets.eu/other"), &allow));
+        assert!(!hook_allowed(
+            &url("http://apps.openbudgets.eu/linkedpipes/execute/x"),
+            &allow
+        ));
+        assert!(!hook_allowed(
+            &url("https://169.254.169.254/linkedpipes/execute/"),
+            &allow
+        ));
+        assert!(!hook_allowed(
+            &url("https://apps.openbudgets.eu/linkedpipes/execute/x"),
+            &[]
+        ));
+    }
+}

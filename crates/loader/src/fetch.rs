@@ -1,0 +1,476 @@
+//! Where a load may read from (security-checklist §4.7): a datapackage and its resources come only from the
+//! owner's own datastore prefixes or from `loader.fetch_allowlist`, over http or https, and a fetch never reaches a
+//! loopback, private, link-local or metadata address unless the operator listed that address itself. The checks run
+//! before any connection: on the URL, on every address a host name resolves to, and again on every redirect.
+
+use std::io::Read;
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+use url::Url;
+
+#[derive(Debug, thiserror::Error)]
+pub enum FetchError {
+    #[error("{0:?} is not a URL")]
+    InvalidUrl(String),
+    #[error("{0}: only http and https URLs can be loaded")]
+    Scheme(String),
+    #[error("{0}: not under your datastore prefixes or an allow-listed location")]
+    NotAllowed(String),
+    #[error("{url}: {host} resolves to {address}, an address loads may not reach")]
+    ForbiddenAddress { url: String, host: String, address: IpAddr },
+    #[error("{url}: the server answered {status}")]
+    Status { url: String, status: u16 },
+    #[error("{url}: larger than the limit of {limit} bytes")]
+    TooLarge { url: String, limit: u64 },
+    #[error("{url}: {reason}")]
+    Failed { url: String, reason: String },
+    #[error("{0}: not found in the datastore")]
+    NotFound(String),
+}
+
+/// Why a URL may be read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Trust {
+    /// Under the owner's datastore prefix: the store the operator configured, read whatever its address.
+    Datastore,
+    /// Under an entry of `loader.fetch_allowlist`: its addresses are checked unless the entry names an IP itself.
+    Allowlisted,
+}
+
+/// The places one owner's load may read.
+#[derive(Clone, Debug)]
+pub struct FetchPolicy {
+    datastore_prefixes: Vec<Url>,
+    allowlist: Vec<Url>,
+    pub max_download: u64,
+}
+
+impl FetchPolicy {
+    /// `datastore_prefixes` are the owner's (`UploadSigner::prefixes`); `allowlist` are URL prefixes from
+    /// `loader.fetch_allowlist`. Entries that are not URLs are dropped (settings validate them at start-up).
+    pub fn new(datastore_prefixes: &[String], allowlist: &[String], max_download: u64) -> Self {
+        let parse = |raw: &[String]| raw.iter().filter_map(|p| Url::parse(p).ok()).collect();
+        Self {
+            datastore_prefixes: parse(datastore_prefixes),
+            allowlist: parse(allowlist),
+            max_download,
+        }
+    }
+
+    /// Whether `url` may be read, and why; checked before anything is fetched.
+    pub fn check(&self, url: &Url) -> Result<Trust, FetchError> {
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(FetchError::Scheme(url.to_string()));
+        }
+        if !url.username().is_empty() || url.password().is_some() {
+            return Err(FetchError::NotAllowed(url.to_string()));
+        }
+        if self.datastore_prefixes.iter().any(|p| is_under(url, p)) {
+            return Ok(Trust::Datastore);
+        }
+        if let Some(entry) = self.allowlist.iter().find(|p| is_under(url, p)) {
+            if let Some(ip) = literal_ip(url) {
+                // An address written in the URL never goes through the resolver: check it here, unless the
+                // operator allow-listed exactly that address.
+                if forbidden(ip) && literal_ip(entry) != Some(ip) {
+                    return Err(FetchError::ForbiddenAddress {
+                        url: url.to_string(),
+                        host: ip.to_string(),
+                        address: ip,
+                    });
+                }
+            }
+            return Ok(Trust::Allowlisted);
+        }
+        Err(FetchError::NotAllowed(url.to_string()))
+    }
+
+    /// Whether an address a host name resolved to may be reached (host names in the datastore prefixes are
+    /// the operator's own and always may).
+    pub fn address_allowed(&self, host: &str, address: IpAddr) -> bool {
+        if self.datastore_prefixes.iter().any(|p| p.host_str() == Some(host)) {
+            return true;
+        }
+        !forbidden(address)
+    }
+}
+
+/// `url` lies under `prefix`: same origin, and the path continues at a segment boundary.
+fn is_under(url: &Url, prefix: &Url) -> bool {
+    if url.scheme() != prefix.scheme()
+        || url.host_str() != prefix.host_str()
+        || url.port_or_known_default() != prefix.port_or_known_default()
+    {
+        return false;
+    }
+    let base = prefix.path();
+    let path = url.path();
+    match path.strip_prefix(base) {
+        Some(rest) => base.ends_with('/') || rest.is_empty() || rest.starts_with('/'),
+        None => false,
+    }
+}
+
+fn literal_ip(url: &Url) -> Option<IpAddr> {
+    match url.host()? {
+        url::Host::Ipv4(ip) => Some(IpAddr::V4(ip)),
+        url::Host::Ipv6(ip) => Some(IpAddr::V6(ip)),
+        url::Host::Domain(_) => None,
+    }
+}
+
+/// Loopback, private (RFC 1918, unique local), link-local (cloud metadata included), shared (100.64/10),
+/// unspecified, multicast, broadcast and documentation ranges, and IPv4 addresses inside IPv6.
+pub fn forbidden(address: IpAddr) -> bool {
+    match address {
+        IpAddr::V4(ip) => {
+            let [a, b, ..] = ip.octets();
+            ip.is_loopback()
+                || ip.is_private()
+                || ip.is_link_local()
+                || ip.is_unspecified()
+                || ip.is_multicast()
+                || ip.is_broadcast()
+                || ip.is_documentation()
+                || a == 0
+                || (a == 100 && (64..128).contains(&b))
+                || (a == 192 && b == 0)
+                || a >= 240
+        }
+        IpAddr::V6(ip) => {
+            if let Some(v4) = ip.to_ipv4_mapped().or_else(|| ip.to_ipv4()) {
+                return forbidden(IpAddr::V4(v4));
+            }
+            let first = ip.segments()[0];
+            ip.is_loopback()
+                || ip.is_unspecified()
+                || ip.is_multicast()
+                || (first & 0xfe00) == 0xfc00
+                || (first & 0xffc0) == 0xfe80
+                || first == 0x2001 && ip.segments()[1] == 0x0db8
+        }
+    }
+}
+
+/// An opened resource: a byte stream and, when known, its length (for the progress estimate).
+pub struct Opened {
+    pub reader: Box<dyn Read + Send>,
+    pub size: Option<u64>,
+}
+
+impl std::fmt::Debug for Opened {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Opened")
+            .field("size", &self.size)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Reads a URL the policy allows. Blocking: the loader calls it from a thread of its own.
+pub trait Source: Send + Sync {
+    fn open(&self, url: &Url, policy: &FetchPolicy) -> Result<Opened, FetchError>;
+}
+
+/// Finds the file behind a datastore URL when the datastore keeps files on this machine.
+pub trait LocalFiles: Send + Sync {
+    fn local_file(&self, url: &Url) -> Option<PathBuf>;
+}
+
+/// Reads datastore files from disk when the datastore is local, and everything else through `remote`.
+pub struct DatastoreFirst<R> {
+    pub local: Option<std::sync::Arc<dyn LocalFiles>>,
+    pub remote: R,
+}
+
+impl<R> std::fmt::Debug for DatastoreFirst<R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DatastoreFirst")
+            .field("local", &self.local.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<R: Source> Source for DatastoreFirst<R> {
+    fn open(&self, url: &Url, policy: &FetchPolicy) -> Result<Opened, FetchError> {
+        let trust = policy.check(url)?;
+        if let (Trust::Datastore, Some(local)) = (trust, &self.local) {
+            let path = local
+                .local_file(url)
+                .ok_or_else(|| FetchError::NotFound(url.to_string()))?;
+            let file = std::fs::File::open(&path).map_err(|e| FetchError::Failed {
+                url: url.to_string(),
+                reason: e.to_string(),
+            })?;
+            let size = file.metadata().ok().map(|m| m.len());
+            if size.is_some_and(|s| s > policy.max_download) {
+                return Err(FetchError::TooLarge {
+                    url: url.to_string(),
+                    limit: policy.max_download,
+                });
+            }
+            return Ok(Opened {
+                reader: Box::new(file),
+                size,
+            });
+        }
+        self.remote.open(url, policy)
+    }
+}
+
+/// Stops a stream with an error once it passes `limit` bytes.
+#[derive(Debug)]
+pub struct Limited<R> {
+    inner: R,
+    remaining: u64,
+    limit: u64,
+}
+
+impl<R> Limited<R> {
+    pub fn new(inner: R, limit: u64) -> Self {
+        Self {
+            inner,
+            remaining: limit,
+            limit,
+        }
+    }
+}
+
+impl<R: Read> Read for Limited<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        // Read one byte past the limit so a stream of exactly `limit` bytes passes and a longer one fails.
+        let want = buf
+            .len()
+            .min(usize::try_from(self.remaining.saturating_add(1)).unwrap_or(usize::MAX));
+        let n = self.inner.read(&mut buf[..want])?;
+        if n as u64 > self.remaining {
+            return Err(std::io::Error::other(format!(
+                "larger than the limit of {} bytes",
+                self.limit
+            )));
+        }
+        self.remaining -= n as u64;
+        Ok(n)
+    }
+}
+
+#[cfg(feature = "http")]
+pub use http::HttpSource;
+
+#[cfg(feature = "http")]
+mod http {
+    use std::net::{SocketAddr, ToSocketAddrs};
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use reqwest::dns::{Addrs, Name, Resolve, Resolving};
+
+    use super::*;
+
+    /// Redirects followed at most (security-checklist §4.7).
+    const MAX_REDIRECTS: usize = 3;
+
+    /// Fetches over HTTP with the policy's rules: no proxies, addresses checked at resolution, redirects
+    /// re-checked, time and size limits.
+    #[derive(Debug, Clone)]
+    pub struct HttpSource {
+        pub connect_timeout: Duration,
+        /// The longest a response may take to arrive in full.
+        pub timeout: Duration,
+    }
+
+    impl Default for HttpSource {
+        fn default() -> Self {
+            Self {
+                connect_timeout: Duration::from_secs(5),
+                timeout: Duration::from_secs(3600),
+            }
+        }
+    }
+
+    /// Resolves with the system resolver and refuses the whole answer if any address is forbidden, so a
+    /// rebinding answer cannot slip a private address in beside a public one.
+    struct CheckingResolver {
+        policy: FetchPolicy,
+    }
+
+    impl Resolve for CheckingResolver {
+        fn resolve(&self, name: Name) -> Resolving {
+            let policy = self.policy.clone();
+            let host = name.as_str().to_owned();
+            Box::pin(async move {
+                let lookup = host.clone();
+                let addresses: Vec<SocketAddr> =
+                    tokio::task::spawn_blocking(move || (lookup.as_str(), 0).to_socket_addrs())
+                        .await??
+                        .collect();
+                if let Some(bad) = addresses.iter().find(|a| !policy.address_allowed(&host, a.ip())) {
+                    return Err(
+                        format!("{host} resolves to {}, an address loads may not reach", bad.ip()).into(),
+                    );
+                }
+                let addrs: Addrs = Box::new(addresses.into_iter());
+                Ok(addrs)
+            })
+        }
+    }
+
+    impl Source for HttpSource {
+        fn open(&self, url: &Url, policy: &FetchPolicy) -> Result<Opened, FetchError> {
+            policy.check(url)?;
+            let redirect_policy = policy.clone();
+            let client = reqwest::blocking::Client::builder()
+                .no_proxy()
+                .connect_timeout(self.connect_timeout)
+                .timeout(self.timeout)
+                .dns_resolver(Arc::new(CheckingResolver {
+                    policy: policy.clone(),
+                }))
+                .redirect(reqwest::redirect::Policy::custom(move |attempt| {
+                    if attempt.previous().len() > MAX_REDIRECTS {
+                        return attempt.error(format!("more than {MAX_REDIRECTS} redirects"));
+                    }
+                    match redirect_policy.check(attempt.url()) {
+                        Ok(_) => attempt.follow(),
+                        Err(e) => attempt.error(e.to_string()),
+                    }
+                }))
+                .build()
+                .map_err(|e| failed(url, &e))?;
+            let response = client.get(url.clone()).send().map_err(|e| failed(url, &e))?;
+            let status = response.status();
+            if !status.is_success() {
+                // The target's body is never echoed back (security-checklist §4.7).
+                return Err(FetchError::Status {
+                    url: url.to_string(),
+                    status: status.as_u16(),
+                });
+            }
+            let size = response.content_length();
+            if size.is_some_and(|s| s > policy.max_download) {
+                return Err(FetchError::TooLarge {
+                    url: url.to_string(),
+                    limit: policy.max_download,
+                });
+            }
+            Ok(Opened {
+                reader: Box::new(Limited::new(response, policy.max_download)),
+                size,
+            })
+        }
+    }
+
+    /// A client error as a person reads it: the innermost cause says what happened (refused address, timeout).
+    fn failed(url: &Url, error: &reqwest::Error) -> FetchError {
+        let mut reason = error.to_string();
+        let mut source = std::error::Error::source(error);
+        while let Some(cause) = source {
+            reason = cause.to_string();
+            source = cause.source();
+        }
+        FetchError::Failed {
+            url: url.to_string(),
+            reason,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn url(raw: &str) -> Url {
+        Url::parse(raw).unwrap()
+    }
+
+    fn policy() -> FetchPolicy {
+        FetchPolicy::new(
+            &["http://127.0.0.1:8000/datastore/files/0123456789abcdef0123456789abcdef".into()],
+            &[
+                "https://data.example.org/open/".into(),
+                "http://127.0.0.1:9999/".into(),
+            ],
+            1024,
+        )
+    }
+
+    #[test]
+    fn only_the_owners_prefix_and_the_allowlist_pass() {
+        let p = policy();
+        let own = "http://127.0.0.1:8000/datastore/files/0123456789abcdef0123456789abcdef/d/datapackage.json";
+        assert_eq!(p.check(&url(own)).unwrap(), Trust::Datastore);
+        assert_eq!(
+            p.check(&url("https://data.example.org/open/x.csv")).unwrap(),
+            Trust::Allowlisted
+        );
+        assert_eq!(
+            p.check(&url("http://127.0.0.1:9999/slow.csv")).unwrap(),
+            Trust::Allowlisted
+        );
+        for refused in [
+            "http://127.0.0.1:8000/datastore/files/0123456789abcdef0123456789abcdefX/d/datapackage.json",
+            "http://127.0.0.1:8000/datastore/files/0123456789abcdef0123456789abcdef/../ffffffffffffffffffffffffffffffff/d.json",
+            "http://127.0.0.1:8000/datastore/files/0123456789abcdef0123456789abcdef/%2e%2e/x/y.json",
+            "http://127.0.0.1:8001/datastore/files/0123456789abcdef0123456789abcdef/d/datapackage.json",
+            "https://127.0.0.1:8000/datastore/files/0123456789abcdef0123456789abcdef/d/datapackage.json",
+            "https://data.example.org/openx/x.csv",
+            "https://data.example.org.evil.test/open/x.csv",
+            "https://user@data.example.org/open/x.csv",
+            "http://169.254.169.254/latest/meta-data/",
+        ] {
+            assert!(
+                matches!(p.check(&url(refused)), Err(FetchError::NotAllowed(_))),
+                "{refused}"
+            );
+        }
+        for scheme in [
+            "file:///etc/passwd",
+            "ftp://data.example.org/open/x",
+            "gopher://x/",
+        ] {
+            assert!(
+                matches!(p.check(&url(scheme)), Err(FetchError::Scheme(_))),
+                "{scheme}"
+            );
+        }
+    }
+
+    #[test]
+    fn private_and_metadata_addresses_are_forbidden() {
+        for bad in [
+            "127.0.0.1",
+            "10.1.2.3",
+            "172.16.0.1",
+            "192.168.1.1",
+            "169.254.169.254",
+            "100.64.0.1",
+            "0.0.0.0",
+            "::1",
+            "fc00::1",
+            "fe80::1",
+            "::ffff:127.0.0.1",
+            "::ffff:169.254.169.254",
+            "255.255.255.255",
+        ] {
+            assert!(forbidden(bad.parse().unwrap()), "{bad}");
+        }
+        for good in ["93.184.215.14", "8.8.8.8", "2606:4700::1111"] {
+            assert!(!forbidden(good.parse().unwrap()), "{good}");
+        }
+        let p = policy();
+        assert!(
+            p.address_allowed("127.0.0.1", "127.0.0.1".parse().unwrap()),
+            "the datastore's own host"
+        );
+        assert!(!p.address_allowed("evil.test", "127.0.0.1".parse().unwrap()));
+    }
+
+    #[test]
+    fn limited_streams_stop_past_the_limit() {
+        let mut exact = Limited::new(&b"12345"[..], 5);
+        let mut out = Vec::new();
+        assert!(exact.read_to_end(&mut out).is_ok());
+        let mut over = Limited::new(&b"123456"[..], 5);
+        assert!(over.read_to_end(&mut Vec::new()).is_err());
+    }
+}

@@ -1,0 +1,160 @@
+//! Managing loaded packages (the `/package/*` endpoints besides upload): visibility, the viewer's default
+//! parameters, statistics over every package, and the run-hooks payload. Callers check ownership first
+//! (`conductor_permissions::may_manage`).
+
+use std::collections::BTreeSet;
+
+use conductor_core::PackageId;
+use serde_json::{Value, json};
+
+use crate::job::{LoadError, Loader};
+
+/// `/package/publish`'s `publish` parameter.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Publish {
+    True,
+    False,
+    Toggle,
+}
+
+impl std::str::FromStr for Publish {
+    type Err = String;
+
+    fn from_str(raw: &str) -> Result<Self, Self::Err> {
+        match raw.to_ascii_lowercase().as_str() {
+            "true" => Ok(Self::True),
+            "false" => Ok(Self::False),
+            "toggle" => Ok(Self::Toggle),
+            _ => Err(format!("publish must be true, false or toggle, not {raw:?}")),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ManageError {
+    #[error("no package {0}")]
+    NotFound(PackageId),
+    #[error(transparent)]
+    Load(#[from] LoadError),
+}
+
+/// `/package/stats`.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Stats {
+    pub num_packages: u64,
+    pub num_records: u64,
+    pub num_countries: u64,
+}
+
+impl Loader {
+    /// Sets a package's visibility; returns whether it is now published.
+    pub async fn publish(&self, id: &PackageId, mode: Publish) -> Result<bool, ManageError> {
+        let mut record = self
+            .packages
+            .get(id)
+            .await
+            .map_err(LoadError::from)?
+            .ok_or_else(|| ManageError::NotFound(id.clone()))?;
+        let private = record
+            .package
+            .get("private")
+            .and_then(Value::as_bool)
+            .unwrap_or(false);
+        let publish = match mode {
+            Publish::True => true,
+            Publish::False => false,
+            Publish::Toggle => private,
+        };
+        if let Some(package) = record.package.as_object_mut() {
+            package.insert("private".into(), json!(!publish));
+        }
+        record.last_update = self.clock.now();
+        self.registry
+            .put(&record)
+            .await
+            .map_err(|e| LoadError::Database(e.to_string()))?;
+        Ok(publish)
+    }
+
+    /// Keeps the viewer's default parameters as `package.defaultParams = {"params": <string>}` and clears the
+    /// os-api cache, as the original did.
+    pub async fn set_default_params(&self, id: &PackageId, params: String) -> Result<(), ManageError> {
+        let mut record = self
+            .packages
+            .get(id)
+            .await
+            .map_err(LoadError::from)?
+            .ok_or_else(|| ManageError::NotFound(id.clone()))?;
+        if let Some(package) = record.package.as_object_mut() {
+            package.insert("defaultParams".into(), json!({"params": params}));
+        }
+        self.registry
+            .put(&record)
+            .await
+            .map_err(|e| LoadError::Database(e.to_string()))?;
+        if let Err(e) = self.cache.clear(id).await {
+            tracing::warn!(package = %id, error = %e, "could not clear the os-api cache");
+        }
+        Ok(())
+    }
+
+    /// Counts every package, private ones too (as the original): packages, rows, and distinct country codes.
+    pub async fn stats(&self) -> Result<Stats, LoadError> {
+        let records = self.packages.list().await?;
+        let mut countries = BTreeSet::new();
+        let mut rows = 0u64;
+        for record in &records {
+            rows += record
+                .package
+                .get("count_of_rows")
+                .and_then(Value::as_u64)
+                .unwrap_or(0);
+            match record.package.get("countryCode") {
+                Some(Value::String(code)) => {
+                    countries.insert(code.to_ascii_uppercase());
+                }
+                Some(Value::Array(codes)) => {
+                    countries.extend(
+                        codes
+                            .iter()
+                            .filter_map(Value::as_str)
+                            .map(str::to_ascii_uppercase),
+                    );
+                }
+                _ => {}
+            }
+        }
+        Ok(Stats {
+            num_packages: records.len() as u64,
+            num_records: rows,
+            num_countries: countries.len() as u64,
+        })
+    }
+
+    /// The JSON-LD document run-hooks posts for a package (DESIGN §7).
+    pub async fn hook_payload(&self, id: &PackageId) -> Result<Value, ManageError> {
+        let record = self
+            .packages
+            .get(id)
+            .await
+            .map_err(LoadError::from)?
+            .ok_or_else(|| ManageError::NotFound(id.clone()))?;
+        Ok(json!({
+            "@context": {"@vocab": "http://schema.org/", "url": {"@type": "@id"}},
+            "url": record.origin_url,
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn publish_modes_read_as_the_clients_send_them() {
+        assert_eq!("toggle".parse(), Ok(Publish::Toggle));
+        assert_eq!("True".parse(), Ok(Publish::True));
+        assert_eq!("false".parse(), Ok(Publish::False));
+        assert!("yes".parse::<Publish>().is_err());
+    }
+}
