@@ -12,6 +12,7 @@ mod datastore;
 mod gateway;
 mod logging;
 mod oidc;
+mod package;
 mod postgres_outage;
 mod search;
 mod user;

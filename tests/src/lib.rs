@@ -9,6 +9,7 @@
 
 pub mod browser;
 pub mod oidc;
+pub mod packages;
 pub mod s3;
 
 use std::net::TcpListener;
@@ -44,6 +45,8 @@ pub struct TestApp {
     /// `server.base_url`: the tokens' issuer.
     pub base_url: url::Url,
     pub client: reqwest::Client,
+    /// The database the gateway runs on (its tables can be read with [`packages::count`]).
+    pub database_url: String,
     handle: actix_web::dev::ServerHandle,
     _database: Option<TestDatabase>,
     _data_dir: tempfile::TempDir,
@@ -169,6 +172,7 @@ async fn spawn(
         port,
         base_url,
         client,
+        database_url: database_url.to_owned(),
         handle,
         _database: None,
         _data_dir: data_dir,

@@ -18,7 +18,11 @@ pub enum FetchError {
     #[error("{0}: not under your datastore prefixes or an allow-listed location")]
     NotAllowed(String),
     #[error("{url}: {host} resolves to {address}, an address loads may not reach")]
-    ForbiddenAddress { url: String, host: String, address: IpAddr },
+    ForbiddenAddress {
+        url: String,
+        host: String,
+        address: IpAddr,
+    },
     #[error("{url}: the server answered {status}")]
     Status { url: String, status: u16 },
     #[error("{url}: larger than the limit of {limit} bytes")]

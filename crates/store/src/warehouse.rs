@@ -205,9 +205,10 @@ impl Warehouse for PostgresWarehouse {
             Ok(())
         };
         let result = filled();
+        // Closing the connection ends an interrupted COPY and releases its locks on the staging tables.
+        drop(client);
         if result.is_err() {
             let staging: Vec<String> = layout.table_names().iter().map(|t| staging_name(t)).collect();
-            // The client may be unusable after a failed COPY; a fresh one drops what was made.
             let dropped = self
                 .connect()
                 .and_then(|mut c| c.batch_execute(&drop_sql(&staging)).map_err(database));

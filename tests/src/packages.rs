@@ -1,0 +1,234 @@
+//! Loading packages through the gateway as os-packager does (sign, PUT, `/package/upload`, poll), and reading the
+//! tables a load made, on either backend.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use md5::{Digest, Md5};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::TestApp;
+
+/// The columnType packages under `tests/fixtures/packages` (see its `make.py`).
+pub fn fixture(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures/packages")
+        .join(name)
+}
+
+/// A permission token for `os.datastore`, after a dev login of `email`.
+pub async fn permission_token(app: &TestApp, email: &str) -> String {
+    let user = app.log_in(email).await;
+    let (_, body) = app
+        .get_json(&format!("/user/authorize?jwt={user}&service=os.datastore"))
+        .await;
+    body["token"].as_str().expect("a permission token").to_owned()
+}
+
+/// The owner id inside a permission token (its `userid` claim).
+pub fn userid_of(token: &str) -> String {
+    let payload = token.split('.').nth(1).expect("a JWT");
+    let claims: Value = serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(payload)
+            .expect("base64url"),
+    )
+    .expect("JSON claims");
+    claims["userid"].as_str().expect("a userid").to_owned()
+}
+
+/// Uploads `files` (path in the package → bytes) to the datastore under `dataset` and returns the URL of
+/// `datapackage.json`.
+pub async fn upload_files(app: &TestApp, token: &str, dataset: &str, files: &[(String, Vec<u8>)]) -> String {
+    let owner = userid_of(token);
+    let filedata: serde_json::Map<String, Value> = files
+        .iter()
+        .map(|(path, bytes)| {
+            let md5 = STANDARD.encode(Md5::digest(bytes));
+            let spec =
+                json!({"md5": md5, "name": path, "length": bytes.len(), "type": "application/octet-stream"});
+            (path.clone(), spec)
+        })
+        .collect();
+    let body =
+        json!({"metadata": {"owner": owner, "name": dataset, "author": dataset}, "filedata": filedata});
+    let response = app
+        .client
+        .post(app.url("/datastore/"))
+        .header("Auth-Token", token)
+        .json(&body)
+        .send()
+        .await
+        .expect("/datastore/ answered");
+    assert_eq!(response.status(), StatusCode::OK, "signing the upload");
+    let signed: Value = response.json().await.expect("JSON");
+    let mut descriptor_url = None;
+    for (path, bytes) in files {
+        let file = &signed["filedata"][path];
+        let mut url = url::Url::parse(file["upload_url"].as_str().expect("an upload_url")).expect("a URL");
+        if path == "datapackage.json" {
+            descriptor_url = Some(url.to_string());
+        }
+        for (name, values) in file["upload_query"].as_object().expect("upload_query") {
+            url.query_pairs_mut()
+                .append_pair(name, values[0].as_str().expect("a value"));
+        }
+        let status = app
+            .client
+            .put(url)
+            .header("Content-MD5", STANDARD.encode(Md5::digest(bytes)))
+            .header("Content-Type", "application/octet-stream")
+            .body(bytes.clone())
+            .send()
+            .await
+            .expect("PUT answered")
+            .status();
+        assert_eq!(status, StatusCode::OK, "PUT {path}");
+    }
+    descriptor_url.expect("a datapackage.json among the files")
+}
+
+/// Every file of a fixture package, by its path inside the package.
+pub fn package_files(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    fn walk(root: &Path, dir: &Path, out: &mut Vec<(String, Vec<u8>)>) {
+        for entry in std::fs::read_dir(dir).expect("a fixture dir") {
+            let path = entry.expect("an entry").path();
+            if path.is_dir() {
+                walk(root, &path, out);
+            } else {
+                let relative = path
+                    .strip_prefix(root)
+                    .expect("inside")
+                    .to_string_lossy()
+                    .into_owned();
+                out.push((relative, std::fs::read(&path).expect("a fixture file")));
+            }
+        }
+    }
+    let mut files = Vec::new();
+    walk(dir, dir, &mut files);
+    files.sort();
+    files
+}
+
+/// `POST /package/upload` as os-packager sends it (both parameters in the query).
+pub async fn start_load(app: &TestApp, token: &str, datapackage: &str) -> (StatusCode, Value) {
+    let url = format!(
+        "/package/upload?{}",
+        url::form_urlencoded::Serializer::new(String::new())
+            .append_pair("jwt", token)
+            .append_pair("datapackage", datapackage)
+            .finish()
+    );
+    app.post_form(&url, &[]).await
+}
+
+/// Polls `/package/status` until `done` or `fail` (or `within` passes) and returns every distinct status seen, in
+/// order, and the last body.
+pub async fn wait_for_load(app: &TestApp, datapackage: &str, within: Duration) -> (Vec<String>, Value) {
+    let path = format!(
+        "/package/status?{}",
+        url::form_urlencoded::Serializer::new(String::new())
+            .append_pair("datapackage", datapackage)
+            .finish()
+    );
+    let deadline = Instant::now() + within;
+    let mut seen: Vec<String> = Vec::new();
+    loop {
+        let (status, body) = app.get_json(&path).await;
+        assert_eq!(status, StatusCode::OK, "status of {datapackage}: {body}");
+        let current = body["status"].as_str().expect("a status").to_owned();
+        if seen.last() != Some(&current) {
+            seen.push(current.clone());
+        }
+        if current == "done" || current == "fail" {
+            return (seen, body);
+        }
+        assert!(
+            Instant::now() < deadline,
+            "still {current} after {within:?}: {seen:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The status codes in DESIGN §7's order.
+pub const STATUS_ORDER: [&str; 12] = [
+    "queued",
+    "initializing",
+    "loading-datapackage",
+    "validating-datapackage",
+    "loading-resource",
+    "creating-table",
+    "loading-data-ready",
+    "loading-data",
+    "creating-babbage-model",
+    "deleting-table",
+    "saving-metadata",
+    "done",
+];
+
+/// Whether `seen` follows DESIGN §7's order (any subsequence, ending in `end`).
+pub fn in_status_order(seen: &[String], end: &str) -> bool {
+    let mut position = 0;
+    for status in seen {
+        if status == "fail" {
+            return end == "fail";
+        }
+        match STATUS_ORDER[position..].iter().position(|s| s == status) {
+            Some(i) => position += i,
+            None => return false,
+        }
+    }
+    seen.last().map(String::as_str) == Some(end)
+}
+
+/// One number a query returns (`SELECT count(*) ...`), on whichever backend `database_url` names.
+pub fn query_number(database_url: &str, sql: &str) -> Result<i64, String> {
+    // The postgres crate runs a runtime of its own, which cannot start inside a test's.
+    off_runtime(|| query_number_now(database_url, sql))
+}
+
+/// Runs blocking database work on a thread of its own.
+fn off_runtime<T: Send>(work: impl FnOnce() -> T + Send) -> T {
+    std::thread::scope(|scope| scope.spawn(work).join().expect("the query thread"))
+}
+
+fn query_number_now(database_url: &str, sql: &str) -> Result<i64, String> {
+    if database_url.starts_with("postgres") {
+        let mut client =
+            postgres::Client::connect(database_url, postgres::NoTls).map_err(|e| e.to_string())?;
+        let row = client.query_one(sql, &[]).map_err(|e| e.to_string())?;
+        Ok(row.get::<_, i64>(0))
+    } else {
+        use diesel::connection::Connection;
+        use diesel::{QueryableByName, RunQueryDsl};
+        #[derive(QueryableByName)]
+        struct Number {
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            n: i64,
+        }
+        let path = database_url.trim_start_matches("sqlite://");
+        let mut conn = diesel::sqlite::SqliteConnection::establish(path).map_err(|e| e.to_string())?;
+        diesel::connection::SimpleConnection::batch_execute(&mut conn, "PRAGMA busy_timeout = 5000")
+            .map_err(|e| e.to_string())?;
+        let number: Number = diesel::sql_query(format!("SELECT ({sql}) AS n"))
+            .get_result(&mut conn)
+            .map_err(|e| e.to_string())?;
+        Ok(number.n)
+    }
+}
+
+/// The tables whose names start with `prefix`.
+pub fn tables(database_url: &str, prefix: &str) -> Vec<String> {
+    let database = conductor_store::Database::open(
+        &conductor_store::DatabaseUrl::parse(database_url).expect("a database URL"),
+        1,
+    )
+    .expect("the database opens");
+    let warehouse = database.warehouse();
+    off_runtime(|| warehouse.tables_with_prefix(prefix).expect("tables listed"))
+}
