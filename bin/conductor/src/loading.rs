@@ -71,6 +71,7 @@ impl Loading {
                 fetch_allowlist: settings.loader.fetch_allowlist.clone(),
                 max_download: settings.loader.max_download.as_u64(),
                 heartbeat_timeout: settings.loader.heartbeat_timeout,
+                operator_folder: None,
             },
         };
         Ok(Self {

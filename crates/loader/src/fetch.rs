@@ -40,6 +40,8 @@ pub enum Trust {
     Datastore,
     /// Under an entry of `loader.fetch_allowlist`: its addresses are checked unless the entry names an IP itself.
     Allowlisted,
+    /// A file under the folder an operator named on the command line (`conductor package load PATH`).
+    OperatorFile,
 }
 
 /// The places one owner's load may read.
@@ -47,6 +49,8 @@ pub enum Trust {
 pub struct FetchPolicy {
     datastore_prefixes: Vec<Url>,
     allowlist: Vec<Url>,
+    /// A `file:` folder the operator trusts; never set for loads asked for over HTTP.
+    operator_folder: Option<Url>,
     pub max_download: u64,
 }
 
@@ -58,12 +62,26 @@ impl FetchPolicy {
         Self {
             datastore_prefixes: parse(datastore_prefixes),
             allowlist: parse(allowlist),
+            operator_folder: None,
             max_download,
         }
     }
 
+    /// Also allows the files under `folder` (an operator's command-line load).
+    pub fn with_operator_folder(mut self, folder: &std::path::Path) -> Self {
+        self.operator_folder = Url::from_directory_path(folder).ok();
+        self
+    }
+
     /// Whether `url` may be read, and why; checked before anything is fetched.
     pub fn check(&self, url: &Url) -> Result<Trust, FetchError> {
+        if url.scheme() == "file"
+            && let Some(folder) = &self.operator_folder
+            && url.path().starts_with(folder.path())
+            && url.host().is_none()
+        {
+            return Ok(Trust::OperatorFile);
+        }
         if !matches!(url.scheme(), "http" | "https") {
             return Err(FetchError::Scheme(url.to_string()));
         }
@@ -197,28 +215,27 @@ impl<R> std::fmt::Debug for DatastoreFirst<R> {
 
 impl<R: Source> Source for DatastoreFirst<R> {
     fn open(&self, url: &Url, policy: &FetchPolicy) -> Result<Opened, FetchError> {
-        let trust = policy.check(url)?;
-        if let (Trust::Datastore, Some(local)) = (trust, &self.local) {
-            let path = local
-                .local_file(url)
-                .ok_or_else(|| FetchError::NotFound(url.to_string()))?;
-            let file = std::fs::File::open(&path).map_err(|e| FetchError::Failed {
+        let path = match (policy.check(url)?, &self.local) {
+            (Trust::OperatorFile, _) => url.to_file_path().ok(),
+            (Trust::Datastore, Some(local)) => local.local_file(url),
+            _ => return self.remote.open(url, policy),
+        };
+        let path = path.ok_or_else(|| FetchError::NotFound(url.to_string()))?;
+        let file = std::fs::File::open(&path).map_err(|e| FetchError::Failed {
+            url: url.to_string(),
+            reason: e.to_string(),
+        })?;
+        let size = file.metadata().ok().map(|m| m.len());
+        if size.is_some_and(|s| s > policy.max_download) {
+            return Err(FetchError::TooLarge {
                 url: url.to_string(),
-                reason: e.to_string(),
-            })?;
-            let size = file.metadata().ok().map(|m| m.len());
-            if size.is_some_and(|s| s > policy.max_download) {
-                return Err(FetchError::TooLarge {
-                    url: url.to_string(),
-                    limit: policy.max_download,
-                });
-            }
-            return Ok(Opened {
-                reader: Box::new(file),
-                size,
+                limit: policy.max_download,
             });
         }
-        self.remote.open(url, policy)
+        Ok(Opened {
+            reader: Box::new(file),
+            size,
+        })
     }
 }
 
@@ -436,6 +453,31 @@ mod tests {
                 matches!(p.check(&url(scheme)), Err(FetchError::Scheme(_))),
                 "{scheme}"
             );
+        }
+    }
+
+    #[test]
+    fn files_pass_only_under_the_operators_folder() {
+        let p = policy();
+        assert!(matches!(
+            p.check(&url("file:///etc/passwd")),
+            Err(FetchError::Scheme(_))
+        ));
+        let p = p.with_operator_folder(std::path::Path::new("/data/pkg"));
+        assert_eq!(
+            p.check(&url("file:///data/pkg/datapackage.json")).unwrap(),
+            Trust::OperatorFile
+        );
+        assert_eq!(
+            p.check(&url("file:///data/pkg/../pkg/x.csv")).unwrap(),
+            Trust::OperatorFile
+        );
+        for refused in [
+            "file:///data/pkg2/x.csv",
+            "file:///data/pkg/../other/x.csv",
+            "file:///etc/passwd",
+        ] {
+            assert!(p.check(&url(refused)).is_err(), "{refused}");
         }
     }
 

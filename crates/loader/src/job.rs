@@ -102,6 +102,8 @@ pub struct LoaderSettings {
     pub max_download: u64,
     /// A job whose heartbeat is older than this is failed by any replica.
     pub heartbeat_timeout: Duration,
+    /// A folder whose files an operator's command-line load may read (`file:` URLs); never set in the gateway.
+    pub operator_folder: Option<std::path::PathBuf>,
 }
 
 impl LoaderSettings {
@@ -168,11 +170,15 @@ impl<R: Read> Read for Counting<R> {
 impl Loader {
     /// The fetch policy for `owner`'s loads.
     pub fn policy(&self, owner: &UserId) -> FetchPolicy {
-        FetchPolicy::new(
+        let policy = FetchPolicy::new(
             &(self.prefixes)(owner),
             &self.settings.fetch_allowlist,
             self.settings.max_download,
-        )
+        );
+        match &self.settings.operator_folder {
+            Some(folder) => policy.with_operator_folder(folder),
+            None => policy,
+        }
     }
 
     /// Reads the descriptor at `url` for `owner` (the checks of [`FetchPolicy`] first) and returns it with the

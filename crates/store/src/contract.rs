@@ -353,12 +353,101 @@ async fn search_outbox(repos: &Repositories) {
     assert_eq!(repos.search_outbox.pending(10).await.unwrap().len(), 1);
 }
 
+async fn job_claims(repos: &Repositories) {
+    let owner = UserId::from_email("claims@example.test");
+    let new = |dataset: &str| NewLoadJob {
+        package_id: PackageId::parse(&format!("{owner}:{dataset}")).unwrap(),
+        datapackage_url: format!("http://127.0.0.1:8000/datastore/files/{dataset}/datapackage.json"),
+        owner: owner.clone(),
+    };
+    let jobs = &repos.load_jobs;
+    let a1 = jobs.enqueue(&new("a"), Timestamp::from_millis(1)).await.unwrap();
+    let a2 = jobs.enqueue(&new("a"), Timestamp::from_millis(2)).await.unwrap();
+    let b1 = jobs.enqueue(&new("b"), Timestamp::from_millis(3)).await.unwrap();
+    let claimed = jobs.claim(Timestamp::from_millis(10)).await.unwrap().unwrap();
+    assert_eq!((claimed.id, claimed.status), (a1.id, LoadStatus::Initializing));
+    assert_eq!(claimed.heartbeat_at, Some(Timestamp::from_millis(10)));
+    // a2 waits behind a1 (one package's jobs run in order); b1 does not.
+    assert_eq!(
+        jobs.claim(Timestamp::from_millis(11))
+            .await
+            .unwrap()
+            .map(|j| j.id),
+        Some(b1.id)
+    );
+    assert_eq!(jobs.claim(Timestamp::from_millis(12)).await.unwrap(), None);
+    let done = JobProgress {
+        status: LoadStatus::Done,
+        rows_loaded: 1,
+        rows_total: Some(1),
+        error: None,
+    };
+    assert!(
+        jobs.record_progress(a1.id, &done, Timestamp::from_millis(20))
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        jobs.claim(Timestamp::from_millis(30))
+            .await
+            .unwrap()
+            .map(|j| j.id),
+        Some(a2.id)
+    );
+
+    // b1 last beat at 11, a2 at 30: only b1 is stale at 25.
+    let stale = jobs
+        .fail_stale(
+            Timestamp::from_millis(25),
+            "worker gone",
+            Timestamp::from_millis(40),
+        )
+        .await
+        .unwrap();
+    assert_eq!(stale.iter().map(|j| j.id).collect::<Vec<_>>(), vec![b1.id]);
+    let b1 = jobs.get(b1.id).await.unwrap().unwrap();
+    assert_eq!(
+        (b1.status, b1.error.as_deref()),
+        (LoadStatus::Fail, Some("worker gone"))
+    );
+    assert!(
+        jobs.record_progress(a2.id, &done, Timestamp::from_millis(50))
+            .await
+            .unwrap()
+    );
+
+    // Concurrent claimers never take the same job.
+    for i in 0..6 {
+        jobs.enqueue(&new(&format!("c{i}")), Timestamp::from_millis(60))
+            .await
+            .unwrap();
+    }
+    let claims = futures_util::future::join_all((0..8).map(|_| jobs.claim(Timestamp::from_millis(70)))).await;
+    let mut ids: Vec<i64> = claims
+        .into_iter()
+        .filter_map(|c| c.unwrap())
+        .map(|j| j.id)
+        .collect();
+    let claimed = ids.len();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!((claimed, ids.len()), (6, 6), "each of six jobs claimed once");
+    for id in ids {
+        assert!(
+            jobs.record_progress(id, &done, Timestamp::from_millis(80))
+                .await
+                .unwrap()
+        );
+    }
+}
+
 async fn suite(db: TestDatabase) {
     let database = migrated(&db).await;
     let repos = database.repositories();
     users(repos).await;
     permissions(repos).await;
     packages(repos).await;
+    job_claims(repos).await;
     load_jobs(repos).await;
     login_states(repos).await;
     search_outbox(repos).await;

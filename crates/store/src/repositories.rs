@@ -409,6 +409,27 @@ macro_rules! impl_for_connection {
                 .await
             }
 
+            async fn enqueue_claimed(&self, job: &NewLoadJob, now: Timestamp) -> RepoResult<LoadJob> {
+                let row = NewLoadJobRow {
+                    package_id: job.package_id.to_string(),
+                    datapackage_url: job.datapackage_url.clone(),
+                    owner: job.owner.as_str().to_owned(),
+                    status: LoadStatus::Initializing.as_str().to_owned(),
+                    rows_loaded: 0,
+                    created_at: now.as_millis(),
+                    updated_at: now.as_millis(),
+                };
+                self.run(move |conn: &mut $conn| {
+                    diesel::insert_into(load_jobs::table)
+                        .values(&row)
+                        .returning(LoadJobRow::as_returning())
+                        .get_result(conn)
+                        .map_err(query_error)?
+                        .into_job()
+                })
+                .await
+            }
+
             async fn get(&self, id: i64) -> RepoResult<Option<LoadJob>> {
                 self.run(move |conn: &mut $conn| {
                     load_jobs::table

@@ -1,7 +1,8 @@
 //! The `conductor` command line: `serve` (the default), `migrate`, `config show`, `keys generate`,
-//! `token mint`, `permissions grant|revoke|list`, `secrets encode|decode`.
+//! `token mint`, `permissions grant|revoke|list`, `secrets encode|decode`, `search reindex`, `package load|remove`.
 
 mod identity;
+mod package;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -64,6 +65,11 @@ enum Command {
         #[command(subcommand)]
         action: SearchCommand,
     },
+    /// Loading packages into the database, and removing them.
+    Package {
+        #[command(subcommand)]
+        action: package::PackageCommand,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -117,6 +123,9 @@ pub fn run() -> ExitCode {
         Command::Search {
             action: SearchCommand::Reindex,
         } => actix_web::rt::System::new().block_on(reindex(settings)),
+        Command::Package { action } => {
+            actix_web::rt::System::new().block_on(package::package(settings, action))
+        }
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,0 +1,154 @@
+//! `conductor package load PATH|URL --owner EMAIL|ID` (the loader run in-process, with a progress bar) and
+//! `conductor package remove ID...`.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{Context, bail};
+use clap::Subcommand;
+use conductor_core::{Clock, LoadStatus, NewLoadJob, PackageId, SystemClock, UserId};
+use conductor_loader::Observer;
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::loading::Loading;
+use crate::search::SearchState;
+use crate::settings::Settings;
+use crate::storage::Storage;
+
+#[derive(Debug, Subcommand)]
+pub enum PackageCommand {
+    /// Loads a datapackage (a local datapackage.json, its folder, or a URL under the owner's datastore prefixes
+    /// or loader.fetch_allowlist) into the database, as /package/upload does.
+    Load {
+        source: String,
+        /// The owner: an e-mail address or a user id.
+        #[arg(long)]
+        owner: String,
+    },
+    /// Removes packages: their tables, registry records and index entries.
+    Remove {
+        #[arg(required = true)]
+        ids: Vec<String>,
+    },
+}
+
+pub async fn package(settings: Settings, command: PackageCommand) -> anyhow::Result<()> {
+    let database = super::migrated_database(&settings).await?;
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let storage = Storage::build(&settings, clock.clone())?;
+    let search = SearchState::build(&settings, database.repositories(), clock.clone())?;
+    let mut loading = Loading::build(&settings, &database, &storage, &search, clock)?;
+    match command {
+        PackageCommand::Load { source, owner } => {
+            let owner = owner_id(&owner)?;
+            let url = match url::Url::parse(&source) {
+                Ok(url) if url.scheme() != "file" => url,
+                _ => {
+                    let path = descriptor_path(Path::new(source.trim_start_matches("file://")))?;
+                    let folder = path.parent().map(Path::to_owned).unwrap_or_default();
+                    loading.loader.settings.operator_folder = Some(folder);
+                    url::Url::from_file_path(&path)
+                        .map_err(|()| anyhow::anyhow!("{} is not an absolute path", path.display()))?
+                }
+            };
+            load(&loading, &url, owner).await
+        }
+        PackageCommand::Remove { ids } => {
+            let ids = ids
+                .iter()
+                .map(|raw| PackageId::parse(raw).with_context(|| format!("{raw:?} is not a package id")))
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            let mut missing = Vec::new();
+            for id in ids {
+                if loading.loader.remove(&id).await? {
+                    eprintln!("conductor: removed {id}");
+                } else {
+                    missing.push(id.to_string());
+                }
+            }
+            if !missing.is_empty() {
+                bail!("no such package: {}", missing.join(", "));
+            }
+            Ok(())
+        }
+    }
+}
+
+fn owner_id(raw: &str) -> anyhow::Result<UserId> {
+    if raw.contains('@') {
+        Ok(UserId::from_email(raw))
+    } else {
+        UserId::parse(raw).with_context(|| format!("{raw:?} is neither an e-mail address nor a user id"))
+    }
+}
+
+/// `datapackage.json` itself, or inside the folder given, made absolute.
+fn descriptor_path(given: &Path) -> anyhow::Result<PathBuf> {
+    let path = if given.is_dir() {
+        given.join("datapackage.json")
+    } else {
+        given.to_owned()
+    };
+    std::fs::canonicalize(&path).with_context(|| format!("cannot read {}", path.display()))
+}
+
+async fn load(loading: &Loading, url: &url::Url, owner: UserId) -> anyhow::Result<()> {
+    let loader = &loading.loader;
+    let (_, package_id) = loader.read_descriptor(url, &owner).await?;
+    let job = NewLoadJob {
+        package_id: package_id.clone(),
+        datapackage_url: url.to_string(),
+        owner,
+    };
+    // Recorded as already claimed, so no serving replica's worker takes a job only this process can read.
+    let job = loader.jobs.enqueue_claimed(&job, loader.clock.now()).await?;
+    let bar = Bar::new();
+    let outcome = loader.run(&job, &bar).await;
+    bar.bar.finish_and_clear();
+    let loaded = outcome?;
+    eprintln!(
+        "conductor: loaded {} rows into {} (fact table {}) in {:.1}s",
+        loaded.rows,
+        loaded.package,
+        loaded.fact_table,
+        bar.started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+/// The progress bar: bytes read against the resource's size when known, rows and their rate beside it.
+struct Bar {
+    bar: ProgressBar,
+    started: Instant,
+}
+
+impl Bar {
+    fn new() -> Self {
+        let bar = ProgressBar::new_spinner();
+        bar.set_style(
+            ProgressStyle::with_template("{spinner} {msg} [{bar:30}] {percent:>3}% eta {eta}")
+                .unwrap_or_else(|_| ProgressStyle::default_spinner())
+                .progress_chars("=> "),
+        );
+        bar.enable_steady_tick(std::time::Duration::from_millis(200));
+        Self {
+            bar,
+            started: Instant::now(),
+        }
+    }
+}
+
+impl Observer for Bar {
+    fn progress(&self, status: LoadStatus, rows: u64, bytes: u64, size: Option<u64>) {
+        if let Some(size) = size {
+            self.bar.set_length(size);
+            self.bar.set_position(bytes.min(size));
+        }
+        let seconds = self.started.elapsed().as_secs_f64().max(0.001);
+        self.bar.set_message(format!(
+            "{status}: {rows} rows ({:.0} rows/s)",
+            rows as f64 / seconds
+        ));
+    }
+}
