@@ -589,3 +589,104 @@ async fn readers_never_see_an_empty_table_during_a_reload_on_sqlite() {
 async fn readers_never_see_an_empty_table_during_a_reload_on_postgres() {
     readers_never_see_an_empty_table_during_a_reload(Backend::Postgres).await;
 }
+
+/// os-api-cache's keys for a package: an item key and the context set holding it (reference §5).
+fn cache_package(redis: &mut redis::Connection, id: &str) -> String {
+    let item = format!("{id}:{{\"p\": \"/api/3/cubes/{id}/aggregate\", \"q\": \"drilldown=year\"}}");
+    let context = format!("ctx:{}", json!(id));
+    redis::cmd("SET")
+        .arg(&item)
+        .arg("pickled")
+        .arg("EX")
+        .arg(600)
+        .exec(redis)
+        .unwrap();
+    redis::cmd("SADD").arg(&context).arg(&item).exec(redis).unwrap();
+    item
+}
+
+fn exists(redis: &mut redis::Connection, key: &str) -> bool {
+    redis::cmd("EXISTS").arg(key).query::<i64>(redis).unwrap() == 1
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn loads_and_updates_clear_the_os_api_cache_in_redis() {
+    let app = spawn_app_with(Backend::Sqlite, |s| {
+        s.cache.redis_url = Some(conductor::settings::ConnectionUrl::new("redis://127.0.0.1:6379"));
+    })
+    .await;
+    // os-api's cache lives in database 1; a test that cannot reach Redis fails here.
+    let mut redis = redis::Client::open("redis://127.0.0.1:6379/1")
+        .unwrap()
+        .get_connection()
+        .expect("Redis on 127.0.0.1:6379 (./scripts/test starts it)");
+    let token = permission_token(&app, "cached@example.org").await;
+    let id = format!("{}:generated", userid_of(&token));
+    let neighbour = format!("{}:neighbour", userid_of(&token));
+    let neighbours_item = cache_package(&mut redis, &neighbour);
+
+    let item = cache_package(&mut redis, &id);
+    let url = upload_files(&app, &token, "generated", &generated_package(10, None)).await;
+    start_load(&app, &token, &url).await;
+    assert_eq!(wait_for_load(&app, &url, LOAD_TIMEOUT).await.1["status"], "done");
+    assert!(
+        !exists(&mut redis, &item),
+        "a load clears the package's cached answers"
+    );
+    assert!(!exists(&mut redis, &format!("ctx:{}", json!(id))));
+
+    let item = cache_package(&mut redis, &id);
+    let response = app
+        .client
+        .post(app.url(&format!("/package/update_params?jwt={token}&id={id}")))
+        .json(&json!({"params": "{}"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(!exists(&mut redis, &item), "update_params clears them too");
+    assert!(
+        exists(&mut redis, &neighbours_item),
+        "another package's answers stay"
+    );
+    redis::cmd("DEL")
+        .arg(&neighbours_item)
+        .arg(format!("ctx:{}", json!(neighbour)))
+        .exec(&mut redis)
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn loads_from_an_s3_datastore_through_signed_reads() {
+    use conductor::settings::{DatastoreBackend, S3Settings, Secret};
+    use conductor_tests::s3::{ACCESS_KEY, BUCKET, S3Server, SECRET_KEY};
+    let s3 = S3Server::start().await.expect("s3s-fs");
+    let endpoint = s3.endpoint.clone();
+    let app = spawn_app_with(Backend::Postgres, |s| {
+        s.datastore.backend = DatastoreBackend::S3;
+        s.datastore.s3 = S3Settings {
+            endpoint: Some(endpoint),
+            region: "us-east-1".into(),
+            bucket: Some(BUCKET.into()),
+            access_key: Some(ACCESS_KEY.into()),
+            secret_key: Some(Secret::new(SECRET_KEY)),
+            path_style: true,
+        };
+    })
+    .await;
+    let token = permission_token(&app, "s3@example.org").await;
+    let user = app.log_in("s3@example.org").await;
+    // The bucket is private: an unsigned GET of the uploaded file is refused, so the loader must sign its reads.
+    let (url, seen, last) = load(&app, &token, "os-packager-example").await;
+    assert_eq!(reqwest::get(&url).await.unwrap().status(), StatusCode::FORBIDDEN);
+    assert_eq!(last["status"], "done", "{seen:?} {last}");
+    let id = format!("{}:example", userid_of(&token));
+    let fact = record(&app, &user, &id).await.unwrap()["model"]["fact_table"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        query_number(&app.database_url, &format!("SELECT count(*) FROM \"{fact}\"")),
+        Ok(9)
+    );
+}

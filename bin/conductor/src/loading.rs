@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use conductor_core::Clock;
 use conductor_datastore::UploadSigner;
-use conductor_loader::fetch::{DatastoreFirst, HttpSource, LocalFiles};
+use conductor_loader::fetch::{DatastoreFirst, DatastoreReads, HttpSource, Located};
 use conductor_loader::{ApiCache, Loader, LoaderSettings, NoApiCache, Shutdown, Vocabulary};
 use conductor_store::Database;
 use conductor_store::redis_cache::RedisApiCache;
@@ -26,12 +26,25 @@ pub struct Loading {
     pub shutdown: Shutdown,
 }
 
-/// The datastore's files read straight from disk when they are on this machine.
-struct SignerFiles(Arc<dyn UploadSigner>);
+/// The datastore's objects: read from disk when they are on this machine, through a signed GET otherwise.
+struct SignerReads {
+    signer: Arc<dyn UploadSigner>,
+    /// The loader reads on blocking threads; signing is async.
+    runtime: tokio::runtime::Handle,
+}
 
-impl LocalFiles for SignerFiles {
-    fn local_file(&self, url: &url::Url) -> Option<std::path::PathBuf> {
-        self.0.local_file(url)
+impl DatastoreReads for SignerReads {
+    fn locate(&self, url: &url::Url) -> Option<Located> {
+        if let Some(path) = self.signer.local_file(url) {
+            return Some(Located::File(path));
+        }
+        match self.runtime.block_on(self.signer.presign_get(url)) {
+            Ok(signed) => signed.map(Located::Signed),
+            Err(error) => {
+                tracing::warn!(%error, "could not sign a datastore read");
+                None
+            }
+        }
     }
 }
 
@@ -48,10 +61,10 @@ impl Loading {
             Some(url) => Arc::new(RedisApiCache::new(url.expose()).map_err(StartupError::Loader)?),
             None => Arc::new(NoApiCache),
         };
-        let local: Option<Arc<dyn LocalFiles>> = storage
-            .local
-            .clone()
-            .map(|local| Arc::new(SignerFiles(local as Arc<dyn UploadSigner>)) as Arc<dyn LocalFiles>);
+        let reads: Arc<dyn DatastoreReads> = Arc::new(SignerReads {
+            signer: storage.datastore.signer_arc(),
+            runtime: tokio::runtime::Handle::current(),
+        });
         let datastore = storage.datastore.clone();
         let repositories = database.repositories();
         let loader = Loader {
@@ -61,7 +74,7 @@ impl Loading {
             registry: search.registry.clone(),
             warehouse: database.warehouse(),
             source: Arc::new(DatastoreFirst {
-                local,
+                datastore: Some(reads),
                 remote: HttpSource::default(),
             }),
             prefixes: Arc::new(move |owner| datastore.prefixes(owner)),

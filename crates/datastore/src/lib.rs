@@ -127,6 +127,11 @@ pub trait UploadSigner: Send + Sync {
     fn local_file(&self, _url: &url::Url) -> Option<std::path::PathBuf> {
         None
     }
+    /// A short-lived signed GET for one of this store's public URLs, when reading needs credentials (a private
+    /// bucket); `None` when the URL is not this store's or can be read as it is.
+    async fn presign_get(&self, _url: &url::Url) -> Result<Option<url::Url>> {
+        Ok(None)
+    }
 }
 
 /// Upload limits from `datastore.*`.
@@ -161,6 +166,11 @@ impl Datastore {
             limits,
             clock,
         }
+    }
+
+    /// The signer, shared (the loader reads the datastore's objects through it).
+    pub fn signer_arc(&self) -> Arc<dyn UploadSigner> {
+        self.signer.clone()
     }
 
     pub fn signer(&self) -> &dyn UploadSigner {

@@ -130,6 +130,27 @@ impl UploadSigner for S3Datastore {
         format!("{}{}", self.public_base, key.url_path())
     }
 
+    async fn presign_get(&self, url: &Url) -> Result<Option<Url>> {
+        let Some(encoded) = url.as_str().strip_prefix(self.public_base.as_str()) else {
+            return Ok(None);
+        };
+        let Ok(key) = percent_encoding::percent_decode_str(encoded).decode_utf8() else {
+            return Ok(None);
+        };
+        let Ok(key) = ObjectKey::parse(&key) else {
+            return Ok(None);
+        };
+        // Long enough for a slow load to begin; the body then streams on the open connection.
+        let presigned = self
+            .bucket
+            .presign_get(key.as_str(), 900, None)
+            .await
+            .map_err(|e| DatastoreError::Signing(e.to_string()))?;
+        Url::parse(&presigned)
+            .map(Some)
+            .map_err(|e| DatastoreError::Signing(e.to_string()))
+    }
+
     async fn check(&self) -> Result<()> {
         // Any answer from the bucket (an object found or not) proves the endpoint, bucket and credentials work.
         match self.bucket.head_object("conductor-readiness-probe").await {

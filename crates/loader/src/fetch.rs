@@ -194,30 +194,44 @@ pub trait Source: Send + Sync {
     fn open(&self, url: &Url, policy: &FetchPolicy) -> Result<Opened, FetchError>;
 }
 
-/// Finds the file behind a datastore URL when the datastore keeps files on this machine.
-pub trait LocalFiles: Send + Sync {
-    fn local_file(&self, url: &Url) -> Option<PathBuf>;
+/// Where a datastore URL is read from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Located {
+    /// A file on this machine (the local datastore).
+    File(PathBuf),
+    /// A signed URL of the same object (a private bucket).
+    Signed(Url),
 }
 
-/// Reads datastore files from disk when the datastore is local, and everything else through `remote`.
+/// Finds where the object behind one of the datastore's URLs is read.
+pub trait DatastoreReads: Send + Sync {
+    fn locate(&self, url: &Url) -> Option<Located>;
+}
+
+/// Reads datastore objects where the datastore says (from disk when it is local), and everything else through
+/// `remote`.
 pub struct DatastoreFirst<R> {
-    pub local: Option<std::sync::Arc<dyn LocalFiles>>,
+    pub datastore: Option<std::sync::Arc<dyn DatastoreReads>>,
     pub remote: R,
 }
 
 impl<R> std::fmt::Debug for DatastoreFirst<R> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("DatastoreFirst")
-            .field("local", &self.local.is_some())
+            .field("datastore", &self.datastore.is_some())
             .finish_non_exhaustive()
     }
 }
 
 impl<R: Source> Source for DatastoreFirst<R> {
     fn open(&self, url: &Url, policy: &FetchPolicy) -> Result<Opened, FetchError> {
-        let path = match (policy.check(url)?, &self.local) {
+        let path = match (policy.check(url)?, &self.datastore) {
             (Trust::OperatorFile, _) => url.to_file_path().ok(),
-            (Trust::Datastore, Some(local)) => local.local_file(url),
+            (Trust::Datastore, Some(datastore)) => match datastore.locate(url) {
+                Some(Located::File(path)) => Some(path),
+                Some(Located::Signed(signed)) => return self.remote.open(&signed, policy),
+                None => None,
+            },
             _ => return self.remote.open(url, policy),
         };
         let path = path.ok_or_else(|| FetchError::NotFound(url.to_string()))?;
