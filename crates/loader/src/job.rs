@@ -150,6 +150,8 @@ struct Shared {
     rows: AtomicU64,
     bytes: AtomicU64,
     streaming: AtomicBool,
+    /// Every row is in: `rows` is the total.
+    staged: AtomicBool,
     stop: AtomicBool,
 }
 
@@ -271,9 +273,13 @@ impl Loader {
         job: &LoadJob,
         status: LoadStatus,
         observer: &dyn Observer,
+        shared: &Shared,
     ) -> Result<(), LoadError> {
-        observer.progress(status, 0, 0, None);
-        if self.report(job, status, 0, None, None).await {
+        // Steps after the rows are in keep reporting them, so progress never goes back.
+        let rows = shared.rows.load(Ordering::Relaxed);
+        let total = shared.staged.load(Ordering::Relaxed).then_some(rows as i64);
+        observer.progress(status, rows, shared.bytes.load(Ordering::Relaxed), None);
+        if self.report(job, status, rows as i64, total, None).await {
             Ok(())
         } else {
             Err(LoadError::JobEnded)
@@ -286,11 +292,12 @@ impl Loader {
         observer: &dyn Observer,
         shared: &Arc<Shared>,
     ) -> Result<Loaded, LoadError> {
-        self.step(job, LoadStatus::Initializing, observer).await?;
+        self.step(job, LoadStatus::Initializing, observer, shared).await?;
         let url = Url::parse(&job.datapackage_url)
             .map_err(|_| FetchError::InvalidUrl(job.datapackage_url.clone()))?;
 
-        self.step(job, LoadStatus::LoadingDatapackage, observer).await?;
+        self.step(job, LoadStatus::LoadingDatapackage, observer, shared)
+            .await?;
         let (descriptor, package_id) = self.read_descriptor(&url, &job.owner).await?;
         if package_id != job.package_id {
             return Err(LoadError::Renamed {
@@ -299,7 +306,7 @@ impl Loader {
             });
         }
 
-        self.step(job, LoadStatus::ValidatingDatapackage, observer)
+        self.step(job, LoadStatus::ValidatingDatapackage, observer, shared)
             .await?;
         let load_plan = plan(&self.vocabulary, &descriptor).map_err(|problems| {
             LoadError::Invalid(
@@ -323,7 +330,8 @@ impl Loader {
         let resource = descriptor["resources"][load_plan.resource].clone();
         let resource_url = resource_url(&url, &resource)?;
 
-        self.step(job, LoadStatus::LoadingResource, observer).await?;
+        self.step(job, LoadStatus::LoadingResource, observer, shared)
+            .await?;
         let policy = self.policy(&job.owner);
         let source = self.source.clone();
         let columns = star.columns.clone();
@@ -343,13 +351,17 @@ impl Loader {
         })
         .await?;
 
-        self.step(job, LoadStatus::CreatingTable, observer).await?;
+        self.step(job, LoadStatus::CreatingTable, observer, shared)
+            .await?;
         let rows = self.stage(job, &star, table, size, observer, shared).await?;
+        shared.staged.store(true, Ordering::Relaxed);
 
-        self.step(job, LoadStatus::CreatingBabbageModel, observer).await?;
+        self.step(job, LoadStatus::CreatingBabbageModel, observer, shared)
+            .await?;
         let model = babbage_model(&fdp, &fact_table);
 
-        self.step(job, LoadStatus::DeletingTable, observer).await?;
+        self.step(job, LoadStatus::DeletingTable, observer, shared)
+            .await?;
         let warehouse = self.warehouse.clone();
         let layout = star.layout.clone();
         let job_id = job.id;
@@ -360,7 +372,8 @@ impl Loader {
                 other => LoadError::Database(other.to_string()),
             })?;
 
-        self.step(job, LoadStatus::SavingMetadata, observer).await?;
+        self.step(job, LoadStatus::SavingMetadata, observer, shared)
+            .await?;
         let previous = self.packages.get(&package_id).await?;
         let record = registry_record(
             &package_id,

@@ -536,7 +536,14 @@ macro_rules! impl_for_connection {
                     diesel::update(
                         load_jobs::table
                             .filter(load_jobs::status.ne_all(settled))
-                            .filter(load_jobs::heartbeat_at.lt(before.as_millis())),
+                            // A claimed job that never beat counts from its last update.
+                            .filter(
+                                load_jobs::heartbeat_at
+                                    .lt(before.as_millis())
+                                    .or(load_jobs::heartbeat_at
+                                        .is_null()
+                                        .and(load_jobs::updated_at.lt(before.as_millis()))),
+                            ),
                     )
                     .set((
                         load_jobs::status.eq(LoadStatus::Fail.as_str()),

@@ -294,6 +294,41 @@ mod tests {
     use super::*;
 
     #[test]
+    fn status_reports_rows_or_the_fraction_as_configured() {
+        let owner = conductor_core::UserId::from_email("a@example.org");
+        let job = LoadJob {
+            id: 1,
+            package_id: PackageId::parse(&format!("{owner}:d")).unwrap(),
+            datapackage_url: "http://h/datapackage.json".into(),
+            owner,
+            status: conductor_core::LoadStatus::LoadingData,
+            rows_loaded: 250,
+            rows_total: Some(1000),
+            error: None,
+            heartbeat_at: None,
+            created_at: conductor_core::Timestamp::from_millis(0),
+            updated_at: conductor_core::Timestamp::from_millis(0),
+        };
+        assert_eq!(
+            status_body(&job, false),
+            json!({"status": "loading-data", "progress": 250, "rows_total": 1000, "fraction": 0.25})
+        );
+        assert_eq!(status_body(&job, true)["progress"], 0.25);
+        let failed = LoadJob {
+            status: conductor_core::LoadStatus::Fail,
+            error: Some("row 3, column \"amount\": \"x\" is not a number".into()),
+            rows_total: None,
+            ..job
+        };
+        let body = status_body(&failed, false);
+        assert_eq!(
+            (body["status"].clone(), body["fraction"].clone()),
+            (json!("fail"), json!(0.0))
+        );
+        assert_eq!(body["error"], "row 3, column \"amount\": \"x\" is not a number");
+    }
+
+    #[test]
     fn hooks_go_only_to_allow_listed_prefixes() {
         let allow = vec!["https://apps.openbudgets.eu/linkedpipes/execute/".to_owned()];
         let url = |s: &str| url::Url::parse(s).unwrap();
