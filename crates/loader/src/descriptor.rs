@@ -41,6 +41,17 @@ pub struct LoadPlan {
     pub fields: Vec<PlannedField>,
 }
 
+/// The options os-types knows for some type: one given on a field whose type does not take it is a mistake worth
+/// naming (other keys, such as Table Schema's `description` or `format`, are simply not options).
+const OPTION_NAMES: [&str; 6] = [
+    "decimalChar",
+    "groupChar",
+    "currency",
+    "factor",
+    "direction",
+    "phase",
+];
+
 fn problem(field: Option<&str>, message: impl Into<String>) -> Problem {
     Problem {
         field: field.map(str::to_owned),
@@ -141,6 +152,36 @@ pub fn plan(vocabulary: &Vocabulary, descriptor: &Value) -> Result<LoadPlan, Vec
             .chain(column_type_options(column_type))
             .filter_map(|o| o["name"].as_str().map(str::to_owned))
             .collect();
+        for key in OPTION_NAMES {
+            if field.contains_key(key) && !allowed.iter().any(|a| a == key) {
+                problems.push(problem(
+                    Some(original),
+                    format!("the option `{key}` does not apply to columnType {column_type:?}"),
+                ));
+            }
+        }
+        for option in column_type_options(column_type) {
+            let (Some(name), Some(values)) = (option["name"].as_str(), option["values"].as_array()) else {
+                continue;
+            };
+            let Some(given) = field.get(name).filter(|_| !values.is_empty()) else {
+                continue;
+            };
+            let listed = |v: &str| {
+                values.iter().any(|x| {
+                    ["value", "name"]
+                        .iter()
+                        .any(|k| x[*k].as_str().is_some_and(|a| a.eq_ignore_ascii_case(v)))
+                })
+            };
+            if !given.as_str().is_some_and(listed) {
+                let choices: Vec<&str> = values.iter().filter_map(|x| x["value"].as_str()).collect();
+                problems.push(problem(
+                    Some(original),
+                    format!("`{name}` is {given}; it must be one of {}", choices.join(", ")),
+                ));
+            }
+        }
         let mut options = Map::new();
         for key in &allowed {
             if let Some(value) = field.get(key) {
@@ -248,6 +289,22 @@ mod tests {
             plan(&vocabulary, &json!({"resources": []})).unwrap_err()[0]
                 .message
                 .contains("no name")
+        );
+        let options = json!({"name": "x", "resources": [{"schema": {"fields": [
+            {"name": "year", "columnType": "date:fiscal-year", "currency": "EUR"},
+            {"name": "amount", "columnType": "value", "phase": "spent", "direction": "Expenditure",
+             "description": "not an option", "resource": "r"}]}}]});
+        let problems: Vec<String> = plan(&vocabulary, &options)
+            .unwrap_err()
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(
+            problems,
+            [
+                "field \"year\": the option `currency` does not apply to columnType \"date:fiscal-year\"",
+                "field \"amount\": `phase` is \"spent\"; it must be one of proposed, approved, adjusted, executed",
+            ]
         );
     }
 }

@@ -225,11 +225,15 @@ impl Loader {
             Err(error) => {
                 tracing::warn!(job = job.id, package = %job.package_id, error = %error.detail(), "load failed");
                 let rows = shared.rows.load(Ordering::Relaxed) as i64;
-                let fact_table = fact_table_of(&job.package_id);
-                let warehouse = self.warehouse.clone();
-                let dropped = blocking(move || warehouse.drop_staging(&fact_table)).await;
-                if let Err(e) = dropped {
-                    tracing::error!(job = job.id, error = %e, "could not drop the staging tables");
+                // A job ended elsewhere had its staging tables dropped there, and the package's next job may
+                // already be filling new ones: leave them alone.
+                if !matches!(error, LoadError::JobEnded) {
+                    let fact_table = fact_table_of(&job.package_id);
+                    let warehouse = self.warehouse.clone();
+                    let dropped = blocking(move || warehouse.drop_staging(&fact_table)).await;
+                    if let Err(e) = dropped {
+                        tracing::error!(job = job.id, error = %e, "could not drop the staging tables");
+                    }
                 }
                 self.report(job, LoadStatus::Fail, rows, None, Some(error.to_string()))
                     .await;
