@@ -202,7 +202,13 @@ impl Warehouse for PostgresWarehouse {
             for (i, dimension) in layout.dimensions.iter().enumerate() {
                 Self::copy(&mut client, dimension, &mut |sink| feed.dimension(i, sink))?;
             }
-            Ok(())
+            // Fresh statistics before the swap, so os-api's first queries on the new tables plan well.
+            let staging: Vec<String> = layout
+                .table_names()
+                .iter()
+                .map(|t| format!("ANALYZE {}", quote_identifier(&staging_name(t))))
+                .collect();
+            client.batch_execute(&script(&staging)).map_err(database)
         };
         let result = filled();
         // Closing the connection ends an interrupted COPY and releases its locks on the staging tables.

@@ -268,8 +268,23 @@ async fn run_hooks(
             ))
         })?;
     let success = response.status().is_success();
-    let text = response.text().await.unwrap_or_default();
+    let text = read_capped(response, HOOK_RESPONSE_LIMIT).await;
     Ok(HttpResponse::Ok().json(json!({"success": success, "response": text, "payload": payload})))
+}
+
+/// The most of a hook's answer passed back to the caller.
+const HOOK_RESPONSE_LIMIT: usize = 64 * 1024;
+
+/// A response body as text, cut at `limit` bytes so a large answer cannot fill our memory.
+async fn read_capped(mut response: reqwest::Response, limit: usize) -> String {
+    let mut body = Vec::new();
+    while let Ok(Some(chunk)) = response.chunk().await {
+        body.extend_from_slice(&chunk[..chunk.len().min(limit - body.len())]);
+        if body.len() >= limit {
+            break;
+        }
+    }
+    String::from_utf8_lossy(&body).into_owned()
 }
 
 fn hook_allowed(url: &url::Url, allowlist: &[String]) -> bool {
