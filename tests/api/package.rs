@@ -690,3 +690,124 @@ async fn loads_from_an_s3_datastore_through_signed_reads() {
         Ok(9)
     );
 }
+
+/// Serves `/datapackage.json` at once and `/data.csv` slowly: a header, then `rows` rows, one every 50 ms.
+fn slow_package_server(rows: usize) -> (u16, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let sent = std::sync::Arc::new(AtomicUsize::new(0));
+    let counter = sent.clone();
+    let descriptor =
+        json!({"name": "slow", "resources": [{"name": "data", "path": "data.csv", "schema": {"fields": [
+        {"name": "year", "columnType": "date:fiscal-year"}, {"name": "amount", "columnType": "value"}]}}]})
+        .to_string();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut request = [0u8; 4096];
+            let n = std::io::Read::read(&mut stream, &mut request).unwrap_or(0);
+            let head = String::from_utf8_lossy(&request[..n]).into_owned();
+            let counter = counter.clone();
+            let descriptor = descriptor.clone();
+            std::thread::spawn(move || {
+                if head.starts_with("GET /datapackage.json") {
+                    let _ = stream.write_all(
+                        format!(
+                            "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{descriptor}",
+                            descriptor.len()
+                        )
+                        .as_bytes(),
+                    );
+                    return;
+                }
+                let _ = stream.write_all(b"HTTP/1.1 200 OK\r\nconnection: close\r\n\r\nyear,amount\n");
+                for i in 0..rows {
+                    if stream.write_all(format!("2001,{i}\n").as_bytes()).is_err() {
+                        return;
+                    }
+                    counter.fetch_add(1, Ordering::Relaxed);
+                    #[expect(
+                        clippy::disallowed_methods,
+                        reason = "a server thread of its own, not an executor"
+                    )]
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+            });
+        }
+    });
+    (port, sent)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopping_gateway_gives_its_load_back_to_the_queue() {
+    let (port, sent) = slow_package_server(60);
+    let allow = format!("http://127.0.0.1:{port}/");
+    let datapackage = format!("http://127.0.0.1:{port}/datapackage.json");
+    let first = spawn_app_with(Backend::Postgres, |s| {
+        s.loader.fetch_allowlist = vec![allow.clone()]
+    })
+    .await;
+    let token = permission_token(&first, "owner@example.org").await;
+    let (status, body) = start_load(&first, &token, &datapackage).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while sent.load(std::sync::atomic::Ordering::Relaxed) < 5 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the slow CSV was never read"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let fact = format!("{}{}", userid_of(&token), &fact_suffix("slow"));
+    assert!(
+        tables(&first.database_url, &fact)
+            .iter()
+            .any(|t| t.ends_with("__new")),
+        "it is streaming"
+    );
+
+    // A graceful stop (what SIGTERM does): the job goes back to the queue and its staging tables go.
+    first.stop().await;
+    let database = conductor_store::Database::open(
+        &conductor_store::DatabaseUrl::parse(&first.database_url).unwrap(),
+        1,
+    )
+    .unwrap();
+    let jobs = database.repositories().load_jobs.clone();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let job = jobs.latest_for_url(&datapackage).await.unwrap().unwrap();
+        if job.status == conductor_core::LoadStatus::Queued {
+            assert_eq!((job.rows_loaded, job.error), (0, None));
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "still {}", job.status);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        tables(&first.database_url, &fact).is_empty(),
+        "no staging tables are left"
+    );
+
+    // Another replica on the same database picks it up and finishes it.
+    let second =
+        conductor_tests::spawn_on_url(&first.database_url, |s| s.loader.fetch_allowlist = vec![allow]).await;
+    let (seen, last) = wait_for_load(&second, &datapackage, LOAD_TIMEOUT).await;
+    assert_eq!(last["status"], "done", "{seen:?} {last}");
+    assert_eq!(last["progress"], 60);
+    assert_eq!(
+        query_number(&second.database_url, &format!("SELECT count(*) FROM \"{fact}\"")),
+        Ok(60)
+    );
+}
+
+/// The 16 hex digits a dataset adds to its owner's id in the fact table's name.
+fn fact_suffix(dataset: &str) -> String {
+    use md5::Digest;
+    hex_of(&md5::Md5::digest(dataset.as_bytes()))[..16].to_owned()
+}
+
+fn hex_of(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}

@@ -267,6 +267,11 @@ impl TestApp {
             .expect("a jwt in the fragment")
     }
 
+    /// Stops the gateway gracefully (as SIGTERM does): it stops serving, and its loader gives running jobs back.
+    pub async fn stop(&self) {
+        self.handle.stop(true).await;
+    }
+
     /// A token issuer with this gateway's development key and issuer, to make tokens the gateway would not
     /// (expired, of another kind, for another service).
     pub fn forger(&self, user_ttl: Duration, permission_ttl: Duration) -> conductor_auth::TokenIssuer {

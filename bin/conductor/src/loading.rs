@@ -17,14 +17,17 @@ use crate::settings::Settings;
 use crate::startup::StartupError;
 use crate::storage::Storage;
 
-/// The loader and what wakes its workers.
+/// The loader, what wakes its workers, and the workers themselves.
 #[derive(Debug, Clone)]
 pub struct Loading {
     pub loader: Loader,
     /// Notified when a job is queued, so an idle worker starts at once.
     pub wake: Arc<Notify>,
-    pub shutdown: Shutdown,
+    workers: Arc<std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>>,
 }
+
+/// How long a stopping process waits for its loads to give their jobs back.
+const STOP_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The datastore's objects: read from disk when they are on this machine, through a signed GET otherwise.
 struct SignerReads {
@@ -80,6 +83,7 @@ impl Loading {
             prefixes: Arc::new(move |owner| datastore.prefixes(owner)),
             cache,
             clock,
+            stopping: Shutdown::default(),
             settings: LoaderSettings {
                 fetch_allowlist: settings.loader.fetch_allowlist.clone(),
                 max_download: settings.loader.max_download.as_u64(),
@@ -90,30 +94,47 @@ impl Loading {
         Ok(Self {
             loader,
             wake: Arc::new(Notify::new()),
-            shutdown: Shutdown::default(),
+            workers: Arc::default(),
         })
     }
 
     /// Starts `workers` workers and the stale-job sweep on the current runtime.
     pub fn start(&self, workers: usize) {
+        let mut handles = Vec::with_capacity(workers);
         for _ in 0..workers {
             let loader = self.loader.clone();
             let wake = self.wake.clone();
-            let shutdown = self.shutdown.clone();
-            tokio::spawn(async move { loader.work(wake, shutdown).await });
+            handles.push(tokio::spawn(async move { loader.work(wake).await }));
+        }
+        if let Ok(mut running) = self.workers.lock() {
+            running.extend(handles);
         }
         let loader = self.loader.clone();
-        let shutdown = self.shutdown.clone();
         // Every replica sweeps, workers or not: failing a dead job is the same whoever does it.
         tokio::spawn(async move {
             let every = (loader.settings.heartbeat_timeout / 2).max(Duration::from_millis(500));
             let mut ticker = tokio::time::interval(every);
-            while !shutdown.is_set() {
+            while !loader.stopping.is_set() {
                 ticker.tick().await;
                 if let Err(e) = loader.fail_stale_jobs().await {
                     tracing::debug!(error = %e, "could not sweep stale load jobs; will retry");
                 }
             }
         });
+    }
+
+    /// Stops the workers: running loads stop, drop their staging tables and put their jobs back in the queue for
+    /// another replica (or this one, restarted). Waits for that, up to a limit.
+    pub async fn stop(&self) {
+        self.loader.stopping.set();
+        self.wake.notify_waiters();
+        let handles: Vec<_> = match self.workers.lock() {
+            Ok(mut running) => running.drain(..).collect(),
+            Err(_) => Vec::new(),
+        };
+        let all = futures_util::future::join_all(handles);
+        if tokio::time::timeout(STOP_TIMEOUT, all).await.is_err() {
+            tracing::warn!("loads still stopping after {STOP_TIMEOUT:?}; their jobs are left to the sweep");
+        }
     }
 }

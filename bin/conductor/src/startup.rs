@@ -54,6 +54,7 @@ pub type ExtraRoutes = Arc<dyn Fn(&mut web::ServiceConfig) + Send + Sync>;
 pub struct Application {
     port: u16,
     server: Server,
+    loading: Loading,
 }
 
 impl std::fmt::Debug for Application {
@@ -89,6 +90,7 @@ impl Application {
         tokio::spawn(search.clone().drain_outbox_periodically());
         let loading = Loading::build(&settings, &database, &storage, &search, clock.clone())?;
         loading.start(settings.loader.workers);
+        let stopper = loading.clone();
         let loading = web::Data::new(loading);
         let search = web::Data::from(search);
         tokio::spawn(purge_expired_logins(
@@ -150,7 +152,11 @@ impl Application {
         .map_err(bind_error)?
         .run();
         tracing::info!(%address, port, "listening");
-        Ok(Self { port, server })
+        Ok(Self {
+            port,
+            server,
+            loading: stopper,
+        })
     }
 
     pub fn port(&self) -> u16 {
@@ -162,8 +168,12 @@ impl Application {
         self.server.handle()
     }
 
+    /// Serves until stopped (SIGTERM, SIGINT or the handle), then stops the loader: running loads give their
+    /// jobs back to the queue.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+        let served = self.server.await;
+        self.loading.stop().await;
+        served
     }
 }
 

@@ -81,7 +81,7 @@ pub struct PackageRecord {
 }
 
 /// The status codes of a load, in the order a job passes through them (DESIGN §7).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum LoadStatus {
     Queued,
     Initializing,

@@ -88,6 +88,9 @@ pub trait LoadJobRepository: Send + Sync {
     /// Takes the oldest queued job whose package has no earlier unfinished job (jobs of one package run one at a
     /// time, in order), marking it `initializing` with a heartbeat. Concurrent claimers never take the same job.
     async fn claim(&self, now: Timestamp) -> RepoResult<Option<LoadJob>>;
+    /// Puts an unfinished job back in the queue (its worker is shutting down), clearing its progress; returns
+    /// whether it was still unfinished.
+    async fn requeue(&self, id: i64, now: Timestamp) -> RepoResult<bool>;
     /// Records a job already claimed by its caller (`initializing`), for a load run in-process by the CLI.
     async fn enqueue_claimed(&self, job: &NewLoadJob, now: Timestamp) -> RepoResult<LoadJob>;
     /// Fails the running jobs (claimed, not finished) whose heartbeat is older than `before`, and returns them.

@@ -45,6 +45,9 @@ pub enum LoadError {
     Database(String),
     #[error("the load was stopped: its worker lost the job (its heartbeat stopped for too long)")]
     JobEnded,
+    /// This process is shutting down; the job goes back to the queue.
+    #[error("the loading process stopped; the load will start again")]
+    Interrupted,
 }
 
 impl LoadError {
@@ -126,6 +129,8 @@ pub struct Loader {
     pub cache: Arc<dyn ApiCache>,
     pub clock: Arc<dyn Clock>,
     pub settings: LoaderSettings,
+    /// Set when this process shuts down: running loads stop and their jobs go back to the queue.
+    pub stopping: Shutdown,
 }
 
 impl std::fmt::Debug for Loader {
@@ -222,6 +227,19 @@ impl Loader {
                 observer.progress(LoadStatus::Done, loaded.rows, 0, None);
                 tracing::info!(job = job.id, package = %loaded.package, rows, "load done");
             }
+            Err(LoadError::Interrupted) => {
+                tracing::info!(job = job.id, package = %job.package_id, "load interrupted by shutdown; requeued");
+                let fact_table = fact_table_of(&job.package_id);
+                let warehouse = self.warehouse.clone();
+                if let Err(e) = blocking(move || warehouse.drop_staging(&fact_table)).await {
+                    tracing::error!(job = job.id, error = %e, "could not drop the staging tables");
+                }
+                if let Err(e) = self.jobs.requeue(job.id, self.clock.now()).await {
+                    // The sweep fails it once its heartbeat is old enough.
+                    tracing::warn!(job = job.id, error = %e, "could not requeue an interrupted job");
+                }
+                observer.progress(LoadStatus::Queued, 0, 0, None);
+            }
             Err(error) => {
                 tracing::warn!(job = job.id, package = %job.package_id, error = %error.detail(), "load failed");
                 let rows = shared.rows.load(Ordering::Relaxed) as i64;
@@ -279,6 +297,10 @@ impl Loader {
         observer: &dyn Observer,
         shared: &Shared,
     ) -> Result<(), LoadError> {
+        // Until the swap a stopping process gives the job back; from the swap on it finishes (it is quick).
+        if self.stopping.is_set() && status < LoadStatus::DeletingTable {
+            return Err(LoadError::Interrupted);
+        }
         // Steps after the rows are in keep reporting them, so progress never goes back.
         let rows = shared.rows.load(Ordering::Relaxed);
         let total = shared.staged.load(Ordering::Relaxed).then_some(rows as i64);
@@ -421,6 +443,7 @@ impl Loader {
             table,
             builder: StarBuilder::new(star),
             shared: shared.clone(),
+            stopping: self.stopping.clone(),
             error: None,
         };
         let layout = star.layout.clone();
@@ -489,9 +512,9 @@ impl Loader {
         Ok(stale.len())
     }
 
-    /// One worker: claims and runs jobs until `shutdown` is set, waking on `wake` or every second.
-    pub async fn work(&self, wake: Arc<tokio::sync::Notify>, shutdown: Shutdown) {
-        while !shutdown.is_set() {
+    /// One worker: claims and runs jobs until the process stops, waking on `wake` or every second.
+    pub async fn work(&self, wake: Arc<tokio::sync::Notify>) {
+        while !self.stopping.is_set() {
             match self.claim().await {
                 Ok(Some(job)) => {
                     let _ = self.run(&job, &Quiet).await;
@@ -667,6 +690,7 @@ struct Feed {
     table: TableReader,
     builder: StarBuilder,
     shared: Arc<Shared>,
+    stopping: Shutdown,
     error: Option<LoadError>,
 }
 
@@ -678,6 +702,10 @@ impl StagingFeed for Feed {
         loop {
             if self.shared.stop.load(Ordering::Relaxed) {
                 self.error = Some(LoadError::JobEnded);
+                return Err(WarehouseError::Stopped);
+            }
+            if self.stopping.is_set() {
+                self.error = Some(LoadError::Interrupted);
                 return Err(WarehouseError::Stopped);
             }
             match self.table.next_row(&mut cells) {

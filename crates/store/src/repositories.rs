@@ -520,6 +520,29 @@ macro_rules! impl_for_connection {
                 .await
             }
 
+            async fn requeue(&self, id: i64, now: Timestamp) -> RepoResult<bool> {
+                self.run(move |conn: &mut $conn| {
+                    let terminal = [LoadStatus::Done.as_str(), LoadStatus::Fail.as_str()];
+                    diesel::update(
+                        load_jobs::table
+                            .find(id)
+                            .filter(load_jobs::status.ne_all(terminal)),
+                    )
+                    .set((
+                        load_jobs::status.eq(LoadStatus::Queued.as_str()),
+                        load_jobs::rows_loaded.eq(0),
+                        load_jobs::rows_total.eq(None::<i64>),
+                        load_jobs::error.eq(None::<String>),
+                        load_jobs::heartbeat_at.eq(None::<i64>),
+                        load_jobs::updated_at.eq(now.as_millis()),
+                    ))
+                    .execute(conn)
+                    .map(|n| n == 1)
+                    .map_err(query_error)
+                })
+                .await
+            }
+
             async fn fail_stale(
                 &self,
                 before: Timestamp,
