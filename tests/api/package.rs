@@ -766,6 +766,16 @@ async fn a_stopping_gateway_gives_its_load_back_to_the_queue() {
             .any(|t| t.ends_with("__new")),
         "it is streaming"
     );
+    let id = format!("{}:slow", userid_of(&token));
+    let (status, body) = first
+        .post_form(&format!("/package/delete?jwt={token}&id={id}"), &[])
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::CONFLICT,
+        "no delete while a load runs: {body}"
+    );
+    assert_eq!(body["success"], false);
 
     // A graceful stop (what SIGTERM does): the job goes back to the queue and its staging tables go.
     first.stop().await;

@@ -88,6 +88,10 @@ pub trait LoadJobRepository: Send + Sync {
     /// Takes the oldest queued job whose package has no earlier unfinished job (jobs of one package run one at a
     /// time, in order), marking it `initializing` with a heartbeat. Concurrent claimers never take the same job.
     async fn claim(&self, now: Timestamp) -> RepoResult<Option<LoadJob>>;
+    /// The newest job of `package` that is queued or running, if any.
+    async fn unfinished_for_package(&self, package: &PackageId) -> RepoResult<Option<LoadJob>>;
+    /// Records that a running job's worker is alive; returns false when the job has ended (failed elsewhere).
+    async fn beat(&self, id: i64, now: Timestamp) -> RepoResult<bool>;
     /// Puts an unfinished job back in the queue (its worker is shutting down), clearing its progress; returns
     /// whether it was still unfinished.
     async fn requeue(&self, id: i64, now: Timestamp) -> RepoResult<bool>;

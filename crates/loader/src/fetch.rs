@@ -17,7 +17,7 @@ pub enum FetchError {
     Scheme(String),
     #[error("{0}: not under your datastore prefixes or an allow-listed location")]
     NotAllowed(String),
-    #[error("{url}: {host} resolves to {address}, an address loads may not reach")]
+    #[error("{url}: {host} is an address loads may not reach")]
     ForbiddenAddress {
         url: String,
         host: String,
@@ -77,8 +77,8 @@ impl FetchPolicy {
     pub fn check(&self, url: &Url) -> Result<Trust, FetchError> {
         if url.scheme() == "file"
             && let Some(folder) = &self.operator_folder
-            && url.path().starts_with(folder.path())
             && url.host().is_none()
+            && inside_folder(url, folder)
         {
             return Ok(Trust::OperatorFile);
         }
@@ -115,6 +115,17 @@ impl FetchPolicy {
             return true;
         }
         !forbidden(address)
+    }
+}
+
+/// The file `url` names, resolved (`..`, symlinks and encoded separators included), lies inside `folder`.
+fn inside_folder(url: &Url, folder: &Url) -> bool {
+    let (Ok(path), Ok(folder)) = (url.to_file_path(), folder.to_file_path()) else {
+        return false;
+    };
+    match (std::fs::canonicalize(&path), std::fs::canonicalize(&folder)) {
+        (Ok(path), Ok(folder)) => path.starts_with(folder),
+        _ => false,
     }
 }
 
@@ -158,19 +169,33 @@ pub fn forbidden(address: IpAddr) -> bool {
                 || a == 0
                 || (a == 100 && (64..128).contains(&b))
                 || (a == 192 && b == 0)
+                || (a == 198 && (b == 18 || b == 19))
                 || a >= 240
         }
         IpAddr::V6(ip) => {
             if let Some(v4) = ip.to_ipv4_mapped().or_else(|| ip.to_ipv4()) {
                 return forbidden(IpAddr::V4(v4));
             }
-            let first = ip.segments()[0];
+            let s = ip.segments();
+            let embedded = |hi: u16, lo: u16| {
+                forbidden(IpAddr::V4(std::net::Ipv4Addr::from(
+                    (u32::from(hi) << 16) | u32::from(lo),
+                )))
+            };
+            // NAT64 (64:ff9b::/96) and 6to4 (2002::/16) carry an IPv4 address that is reached in the end.
+            if s[0] == 0x64 && s[1] == 0xff9b && s[2..6] == [0, 0, 0, 0] && embedded(s[6], s[7]) {
+                return true;
+            }
+            if s[0] == 0x2002 && embedded(s[1], s[2]) {
+                return true;
+            }
             ip.is_loopback()
                 || ip.is_unspecified()
                 || ip.is_multicast()
-                || (first & 0xfe00) == 0xfc00
-                || (first & 0xffc0) == 0xfe80
-                || first == 0x2001 && ip.segments()[1] == 0x0db8
+                || (s[0] & 0xfe00) == 0xfc00
+                || (s[0] & 0xffc0) == 0xfe80
+                // Teredo tunnels and the documentation range.
+                || (s[0] == 0x2001 && (s[1] == 0 || s[1] == 0x0db8))
         }
     }
 }
@@ -340,9 +365,9 @@ mod http {
                         .await??
                         .collect();
                 if let Some(bad) = addresses.iter().find(|a| !policy.address_allowed(&host, a.ip())) {
-                    return Err(
-                        format!("{host} resolves to {}, an address loads may not reach", bad.ip()).into(),
-                    );
+                    // The address stays in the log: job errors are readable by anyone who knows the URL.
+                    tracing::warn!(%host, address = %bad.ip(), "refused a fetch to a forbidden address");
+                    return Err(format!("{host} resolves to an address loads may not reach").into());
                 }
                 let addrs: Addrs = Box::new(addresses.into_iter());
                 Ok(addrs)
@@ -477,22 +502,32 @@ mod tests {
             p.check(&url("file:///etc/passwd")),
             Err(FetchError::Scheme(_))
         ));
-        let p = p.with_operator_folder(std::path::Path::new("/data/pkg"));
+        let root = tempfile::tempdir().unwrap();
+        let pkg = root.path().join("pkg");
+        std::fs::create_dir_all(&pkg).unwrap();
+        std::fs::create_dir_all(root.path().join("pkg2")).unwrap();
+        for file in ["pkg/datapackage.json", "pkg2/x.csv", "secret.csv"] {
+            std::fs::write(root.path().join(file), "x").unwrap();
+        }
+        std::os::unix::fs::symlink(root.path().join("secret.csv"), pkg.join("link.csv")).unwrap();
+        let p = p.with_operator_folder(&pkg);
+        let base = Url::from_directory_path(&pkg).unwrap();
+        let at = |relative: &str| Url::parse(&format!("{base}{relative}")).unwrap();
+        assert_eq!(p.check(&at("datapackage.json")).unwrap(), Trust::OperatorFile);
         assert_eq!(
-            p.check(&url("file:///data/pkg/datapackage.json")).unwrap(),
-            Trust::OperatorFile
-        );
-        assert_eq!(
-            p.check(&url("file:///data/pkg/../pkg/x.csv")).unwrap(),
+            p.check(&at("../pkg/datapackage.json")).unwrap(),
             Trust::OperatorFile
         );
         for refused in [
-            "file:///data/pkg2/x.csv",
-            "file:///data/pkg/../other/x.csv",
-            "file:///etc/passwd",
+            "../pkg2/x.csv",
+            "..%2Fsecret.csv",
+            "%2E%2E%2Fsecret.csv",
+            "link.csv",
+            "missing.csv",
         ] {
-            assert!(p.check(&url(refused)).is_err(), "{refused}");
+            assert!(p.check(&at(refused)).is_err(), "{refused}");
         }
+        assert!(p.check(&url("file:///etc/passwd")).is_err());
     }
 
     #[test]
@@ -514,7 +549,13 @@ mod tests {
         ] {
             assert!(forbidden(bad.parse().unwrap()), "{bad}");
         }
-        for good in ["93.184.215.14", "8.8.8.8", "2606:4700::1111"] {
+        for good in [
+            "93.184.215.14",
+            "8.8.8.8",
+            "2606:4700::1111",
+            "64:ff9b::808:808",
+            "2002:808:808::1",
+        ] {
             assert!(!forbidden(good.parse().unwrap()), "{good}");
         }
         let p = policy();

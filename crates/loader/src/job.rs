@@ -219,7 +219,27 @@ impl Loader {
     /// failure is recorded on the job too).
     pub async fn run(&self, job: &LoadJob, observer: &dyn Observer) -> Result<Loaded, LoadError> {
         let shared = Arc::new(Shared::default());
+        // The heartbeat runs for the whole job (slow fetches and the swap included), not only while rows stream.
+        let heartbeat = {
+            let jobs = self.jobs.clone();
+            let clock = self.clock.clone();
+            let shared = shared.clone();
+            let every = self.settings.heartbeat_interval();
+            let id = job.id;
+            tokio::spawn(async move {
+                let mut ticker = tokio::time::interval(every);
+                loop {
+                    ticker.tick().await;
+                    match jobs.beat(id, clock.now()).await {
+                        Ok(true) => {}
+                        Ok(false) => shared.stop.store(true, Ordering::Relaxed),
+                        Err(e) => tracing::warn!(job = id, error = %e, "could not record a heartbeat"),
+                    }
+                }
+            })
+        };
         let result = self.load(job, observer, &shared).await;
+        heartbeat.abort();
         match &result {
             Ok(loaded) => {
                 let rows = loaded.rows as i64;
@@ -297,6 +317,9 @@ impl Loader {
         observer: &dyn Observer,
         shared: &Shared,
     ) -> Result<(), LoadError> {
+        if shared.stop.load(Ordering::Relaxed) {
+            return Err(LoadError::JobEnded);
+        }
         // Until the swap a stopping process gives the job back; from the swap on it finishes (it is quick).
         if self.stopping.is_set() && status < LoadStatus::DeletingTable {
             return Err(LoadError::Interrupted);
@@ -361,7 +384,16 @@ impl Loader {
         let policy = self.policy(&job.owner);
         let source = self.source.clone();
         let columns = star.columns.clone();
-        let schema_order: Vec<String> = load_plan.fields.iter().map(|f| f.original.clone()).collect();
+        // Without a header row, the columns are every field of the schema in order (typed or not).
+        let schema_order: Vec<String> = resource["schema"]["fields"]
+            .as_array()
+            .map(|fields| {
+                fields
+                    .iter()
+                    .map(|f| f["name"].as_str().unwrap_or_default().to_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
         let counting = shared.clone();
         let (table, size) = blocking(move || -> Result<(TableReader, Option<u64>), LoadError> {
             let opened = source.open(&resource_url, &policy)?;
@@ -398,9 +430,18 @@ impl Loader {
                 other => LoadError::Database(other.to_string()),
             })?;
 
-        self.step(job, LoadStatus::SavingMetadata, observer, shared)
-            .await?;
-        let previous = self.packages.get(&package_id).await?;
+        // The new tables are in: from here on the load completes whatever happens to the job row, and the
+        // registry write is retried, so the record always follows the tables.
+        self.report(
+            job,
+            LoadStatus::SavingMetadata,
+            rows as i64,
+            Some(rows as i64),
+            None,
+        )
+        .await;
+        observer.progress(LoadStatus::SavingMetadata, rows, 0, None);
+        let previous = self.with_retries(|| self.packages.get(&package_id)).await?;
         let record = registry_record(
             &package_id,
             &url,
@@ -411,8 +452,7 @@ impl Loader {
             previous.as_ref(),
             &*self.clock,
         );
-        self.registry
-            .put(&record)
+        self.with_retries(|| self.registry.put(&record))
             .await
             .map_err(|e| LoadError::Database(e.to_string()))?;
         match self.cache.clear(&package_id).await {
@@ -442,6 +482,7 @@ impl Loader {
         let mut feed = Feed {
             table,
             builder: StarBuilder::new(star),
+            tables: star.layout.dimensions.iter().map(|d| d.name.clone()).collect(),
             shared: shared.clone(),
             stopping: self.stopping.clone(),
             error: None,
@@ -481,6 +522,27 @@ impl Loader {
             (Err(_), Some(error)) => Err(error),
             (Err(WarehouseError::Stopped), None) => Err(LoadError::JobEnded),
             (Err(e), None) => Err(LoadError::Database(e.to_string())),
+        }
+    }
+
+    /// Runs `attempt` up to three times, a second apart, for writes that must follow a swap.
+    async fn with_retries<T, E, F, Fut>(&self, attempt: F) -> Result<T, E>
+    where
+        F: Fn() -> Fut,
+        Fut: std::future::Future<Output = Result<T, E>>,
+        E: std::fmt::Display,
+    {
+        let mut tries = 0;
+        loop {
+            match attempt().await {
+                Ok(value) => return Ok(value),
+                Err(e) if tries < 2 => {
+                    tries += 1;
+                    tracing::warn!(error = %e, "retrying a write after the swap");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+                Err(e) => return Err(e),
+            }
         }
     }
 
@@ -530,8 +592,22 @@ impl Loader {
         }
     }
 
-    /// Drops a package's tables and its registry record (and index entry); returns whether the record existed.
-    pub async fn remove(&self, package: &PackageId) -> Result<bool, LoadError> {
+    /// Drops a package's tables and its registry record (and index entry), unless a load of it is queued or
+    /// running; returns whether the record existed.
+    pub async fn remove(&self, package: &PackageId) -> Result<bool, crate::manage::ManageError> {
+        if self
+            .jobs
+            .unfinished_for_package(package)
+            .await
+            .map_err(LoadError::from)?
+            .is_some()
+        {
+            return Err(crate::manage::ManageError::Busy(package.clone()));
+        }
+        Ok(self.remove_now(package).await?)
+    }
+
+    async fn remove_now(&self, package: &PackageId) -> Result<bool, LoadError> {
         let fact_table = fact_table_of(package);
         let warehouse = self.warehouse.clone();
         blocking(move || warehouse.drop_tables(&fact_table))
@@ -689,6 +765,8 @@ impl From<LoadErrorTask> for WarehouseError {
 struct Feed {
     table: TableReader,
     builder: StarBuilder,
+    /// The dimension tables' names, for messages.
+    tables: Vec<String>,
     shared: Arc<Shared>,
     stopping: Shutdown,
     error: Option<LoadError>,
@@ -716,7 +794,16 @@ impl StagingFeed for Feed {
                     return Err(WarehouseError::Stopped);
                 }
             }
-            self.builder.split(&cells, &mut fact);
+            if let Err(index) = self.builder.split(&cells, &mut fact) {
+                self.error = Some(LoadError::Invalid(format!(
+                    "row {}: the dimension in table {} has more than {} distinct rows; is a per-row value \
+                     (an id) mapped to a dimension instead of left out?",
+                    self.table.rows_read(),
+                    self.tables[index],
+                    crate::star::MAX_DISTINCT
+                )));
+                return Err(WarehouseError::Stopped);
+            }
             sink.row(&fact)?;
             self.shared.rows.fetch_add(1, Ordering::Relaxed);
         }

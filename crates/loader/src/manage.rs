@@ -34,6 +34,8 @@ impl std::str::FromStr for Publish {
 pub enum ManageError {
     #[error("no package {0}")]
     NotFound(PackageId),
+    #[error("a load of {0} is queued or running; try again when it has finished")]
+    Busy(PackageId),
     #[error(transparent)]
     Load(#[from] LoadError),
 }

@@ -12,6 +12,9 @@ use crate::fdp::FdpModel;
 use crate::table::ColumnSpec;
 use crate::values::{Cell, ValueFormat};
 
+/// The most distinct rows one dimension table may hold.
+pub const MAX_DISTINCT: usize = 5_000_000;
+
 /// The key column of every dimension table.
 pub const DIMENSION_KEY: &str = "_fdp__id_";
 
@@ -219,16 +222,22 @@ impl StarBuilder {
         }
     }
 
-    /// Turns one row (cells in [`StarPlan::columns`] order) into its fact row.
-    pub fn split(&mut self, cells: &[Cell], fact: &mut Vec<Cell>) {
+    /// Turns one row (cells in [`StarPlan::columns`] order) into its fact row. Fails when a dimension passes
+    /// [`MAX_DISTINCT`] distinct rows (a per-row id mapped as a dimension, say), which would otherwise hold memory
+    /// in proportion to the file; returns the index of that dimension.
+    pub fn split(&mut self, cells: &[Cell], fact: &mut Vec<Cell>) -> Result<(), usize> {
         fact.clear();
         fact.extend(self.measures.iter().map(|&i| cells[i].clone()));
-        for (positions, seen) in self.dimensions.iter().zip(&mut self.seen) {
+        for (index, (positions, seen)) in self.dimensions.iter().zip(&mut self.seen).enumerate() {
             let key: Vec<Cell> = positions.iter().map(|&i| cells[i].clone()).collect();
             let next = seen.len() as i64 + 1;
+            if next > MAX_DISTINCT as i64 && !seen.contains_key(&key) {
+                return Err(index);
+            }
             let id = *seen.entry(key).or_insert(next);
             fact.push(Cell::Integer(id));
         }
+        Ok(())
     }
 
     /// How many dimension tables there are.
@@ -311,17 +320,23 @@ mod tests {
                 .collect()
         };
         let mut fact = Vec::new();
-        builder.split(&row(["1", "A", "Alpha", "A1", "2014"]), &mut fact);
+        builder
+            .split(&row(["1", "A", "Alpha", "A1", "2014"]), &mut fact)
+            .unwrap();
         assert_eq!(
             fact,
             vec![Cell::Number("1".into()), Cell::Integer(1), Cell::Integer(1)]
         );
-        builder.split(&row(["2", "A", "Alpha", "A1", "2015"]), &mut fact);
+        builder
+            .split(&row(["2", "A", "Alpha", "A1", "2015"]), &mut fact)
+            .unwrap();
         assert_eq!(
             fact,
             vec![Cell::Number("2".into()), Cell::Integer(1), Cell::Integer(2)]
         );
-        builder.split(&row(["3", "A", "Alpha", "A1", "2014"]), &mut fact);
+        builder
+            .split(&row(["3", "A", "Alpha", "A1", "2014"]), &mut fact)
+            .unwrap();
         assert_eq!(
             fact,
             vec![Cell::Number("3".into()), Cell::Integer(1), Cell::Integer(1)]

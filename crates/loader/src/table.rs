@@ -76,6 +76,29 @@ impl CsvFormat {
     }
 }
 
+/// The largest one CSV row may be: an unclosed quote would otherwise make the reader hold the rest of the file.
+pub const MAX_ROW_BYTES: u64 = 16 * 1024 * 1024;
+
+/// Fails the stream when more than [`MAX_ROW_BYTES`] pass without a row ending (the reader resets the count).
+struct RowGuard<R> {
+    inner: R,
+    since_row: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl<R: Read> Read for RowGuard<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        use std::sync::atomic::Ordering;
+        let n = self.inner.read(buf)?;
+        if self.since_row.fetch_add(n as u64, Ordering::Relaxed) + n as u64 > MAX_ROW_BYTES {
+            return Err(std::io::Error::other(format!(
+                "a row is longer than {} MiB (is a quote left open?)",
+                MAX_ROW_BYTES / (1024 * 1024)
+            )));
+        }
+        Ok(n)
+    }
+}
+
 /// One schema field to read from the CSV.
 #[derive(Clone, Debug)]
 pub struct ColumnSpec {
@@ -86,7 +109,8 @@ pub struct ColumnSpec {
 
 /// Typed rows out of a CSV stream, the columns in the order of the specs given.
 pub struct TableReader {
-    records: csv::ByteRecordsIntoIter<Box<dyn Read + Send>>,
+    records: csv::ByteRecordsIntoIter<RowGuard<Box<dyn Read + Send>>>,
+    since_row: std::sync::Arc<std::sync::atomic::AtomicU64>,
     positions: Vec<usize>,
     specs: Vec<ColumnSpec>,
     row: u64,
@@ -109,12 +133,28 @@ impl TableReader {
         specs: Vec<ColumnSpec>,
         schema_order: &[String],
     ) -> Result<Self, TableError> {
-        let decoded: Box<dyn Read + Send> = Box::new(
-            encoding_rs_io::DecodeReaderBytesBuilder::new()
-                .encoding(Some(format.encoding))
-                .bom_override(true)
-                .build(input),
-        );
+        let decoded: Box<dyn Read + Send> = if format.encoding == encoding_rs::UTF_8 {
+            // UTF-8 is read as it is, so bytes that are not UTF-8 stay invalid and fail the row that holds them
+            // (a decoder would turn them into U+FFFD and load them); only a byte order mark is dropped.
+            let mut buffered = std::io::BufReader::with_capacity(64 * 1024, input);
+            let bom = std::io::BufRead::fill_buf(&mut buffered).is_ok_and(|b| b.starts_with(b"\xef\xbb\xbf"));
+            if bom {
+                std::io::BufRead::consume(&mut buffered, 3);
+            }
+            Box::new(buffered)
+        } else {
+            Box::new(
+                encoding_rs_io::DecodeReaderBytesBuilder::new()
+                    .encoding(Some(format.encoding))
+                    .bom_override(true)
+                    .build(input),
+            )
+        };
+        let since_row = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let decoded = RowGuard {
+            inner: decoded,
+            since_row: since_row.clone(),
+        };
         let mut reader = csv::ReaderBuilder::new()
             .has_headers(false)
             .delimiter(format.delimiter)
@@ -166,6 +206,7 @@ impl TableReader {
         }
         Ok(Self {
             records: reader.into_byte_records(),
+            since_row,
             positions,
             specs,
             row: 0,
@@ -195,6 +236,9 @@ impl TableReader {
         };
         self.row += 1;
         let row = self.row;
+        // The reader buffers ahead, so this counts from somewhere in the last buffer: a row of up to the limit
+        // less one buffer always passes.
+        self.since_row.store(0, std::sync::atomic::Ordering::Relaxed);
         cells.clear();
         for (spec, &position) in self.specs.iter().zip(&self.positions) {
             let raw = record.get(position).unwrap_or_default();
@@ -321,6 +365,29 @@ mod tests {
             CsvFormat::of_resource(&json!({"dialect": {"delimiter": ";;"}})),
             Err(TableError::Dialect { .. })
         ));
+    }
+
+    #[test]
+    fn an_unclosed_quote_fails_instead_of_filling_memory() {
+        let mut csv = b"name,amount\nok,1\n\"open,2\n".to_vec();
+        csv.extend(std::iter::repeat_n(b'x', (MAX_ROW_BYTES + 128 * 1024) as usize));
+        let err = all(reader(&csv, json!({}), vec![spec("name", "string")]).unwrap()).unwrap_err();
+        assert!(err.to_string().contains("longer than 16 MiB"), "{err}");
+    }
+
+    #[test]
+    fn bytes_that_are_not_utf8_fail_their_row() {
+        let err = all(reader(
+            b"name,amount\nok,1\nbad\xe9,2\n",
+            json!({}),
+            vec![spec("name", "string")],
+        )
+        .unwrap())
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            r#"row 2, column "name": the value is not valid text in the resource's encoding"#
+        );
     }
 
     #[test]

@@ -19,7 +19,7 @@ pub enum Cell {
 pub enum ValueError {
     #[error("{0:?} is not a number")]
     Number(String),
-    #[error("{0:?} is not an integer")]
+    #[error("{0:?} is not an integer (or is beyond ±2147483647)")]
     Integer(String),
     #[error("{value:?} is not a date in the format {format:?}")]
     Date { value: String, format: String },
@@ -59,8 +59,10 @@ pub fn read_value(raw: &str, format: &ValueFormat) -> Result<Cell, ValueError> {
         "number" => read_number(raw, &format.decimal_char, &format.group_char).map(Cell::Number),
         "integer" => raw
             .trim()
-            .parse()
-            .map(Cell::Integer)
+            .parse::<i32>()
+            // INTEGER columns are 32-bit (tableschema-sql's mapping); a larger value is named here, not by the
+            // database.
+            .map(|i| Cell::Integer(i64::from(i)))
             .map_err(|_| ValueError::Integer(raw.to_owned())),
         "date" => read_date(raw, &format.format).map(Cell::Date),
         other => Err(ValueError::Type(other.to_owned())),

@@ -520,6 +520,40 @@ macro_rules! impl_for_connection {
                 .await
             }
 
+            async fn unfinished_for_package(&self, package: &PackageId) -> RepoResult<Option<LoadJob>> {
+                let package = package.to_string();
+                self.run(move |conn: &mut $conn| {
+                    let terminal = [LoadStatus::Done.as_str(), LoadStatus::Fail.as_str()];
+                    load_jobs::table
+                        .filter(load_jobs::package_id.eq(package))
+                        .filter(load_jobs::status.ne_all(terminal))
+                        .order(load_jobs::id.desc())
+                        .select(LoadJobRow::as_select())
+                        .first(conn)
+                        .optional()
+                        .map_err(query_error)?
+                        .map(LoadJobRow::into_job)
+                        .transpose()
+                })
+                .await
+            }
+
+            async fn beat(&self, id: i64, now: Timestamp) -> RepoResult<bool> {
+                self.run(move |conn: &mut $conn| {
+                    let terminal = [LoadStatus::Done.as_str(), LoadStatus::Fail.as_str()];
+                    diesel::update(
+                        load_jobs::table
+                            .find(id)
+                            .filter(load_jobs::status.ne_all(terminal)),
+                    )
+                    .set(load_jobs::heartbeat_at.eq(Some(now.as_millis())))
+                    .execute(conn)
+                    .map(|n| n == 1)
+                    .map_err(query_error)
+                })
+                .await
+            }
+
             async fn requeue(&self, id: i64, now: Timestamp) -> RepoResult<bool> {
                 self.run(move |conn: &mut $conn| {
                     let terminal = [LoadStatus::Done.as_str(), LoadStatus::Fail.as_str()];

@@ -96,6 +96,14 @@ fn descriptor_path(given: &Path) -> anyhow::Result<PathBuf> {
 async fn load(loading: &Loading, url: &url::Url, owner: UserId) -> anyhow::Result<()> {
     let loader = &loading.loader;
     let (_, package_id) = loader.read_descriptor(url, &owner).await?;
+    // One package's loads run one at a time: this one would race a queued or running job for its tables.
+    if let Some(running) = loader.jobs.unfinished_for_package(&package_id).await? {
+        bail!(
+            "a load of {package_id} is {} (job {}); try again when it has finished",
+            running.status,
+            running.id
+        );
+    }
     let job = NewLoadJob {
         package_id: package_id.clone(),
         datapackage_url: url.to_string(),

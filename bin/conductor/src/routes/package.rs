@@ -146,6 +146,9 @@ fn managed(
 fn manage_error(error: ManageError) -> ApiError {
     let api = match error {
         ManageError::NotFound(id) => ApiError::not_found(format!("no package {id}")),
+        busy @ ManageError::Busy(_) => {
+            ApiError::new(StatusCode::CONFLICT, "load-in-progress", busy.to_string())
+        }
         ManageError::Load(e) => load_error(e),
     };
     api.with_shape(ErrorShape::Success)
@@ -181,11 +184,7 @@ async fn delete(
     loading: web::Data<Loading>,
 ) -> Result<HttpResponse, ApiError> {
     let (_, id) = managed(&request, &params, &identity)?;
-    let existed = loading
-        .loader
-        .remove(&id)
-        .await
-        .map_err(|e| load_error(e).with_shape(ErrorShape::Success))?;
+    let existed = loading.loader.remove(&id).await.map_err(manage_error)?;
     if !existed {
         return Err(ApiError::not_found(format!("no package {id}")).with_shape(ErrorShape::Success));
     }
@@ -295,7 +294,9 @@ fn hook_allowed(url: &url::Url, allowlist: &[String]) -> bool {
             url.scheme() == prefix.scheme()
                 && url.host_str() == prefix.host_str()
                 && url.port_or_known_default() == prefix.port_or_known_default()
-                && url.path().starts_with(prefix.path())
+                && url.path().strip_prefix(prefix.path()).is_some_and(|rest| {
+                    prefix.path().ends_with('/') || rest.is_empty() || rest.starts_with('/')
+                })
         })
 }
 
@@ -352,6 +353,15 @@ mod tests {
             &allow
         ));
         assert!(!hook_allowed(&url("https://apps.openbudgets.eu/other"), &allow));
+        let no_slash = vec!["https://apps.openbudgets.eu/linkedpipes/execute".to_owned()];
+        assert!(hook_allowed(
+            &url("https://apps.openbudgets.eu/linkedpipes/execute/x"),
+            &no_slash
+        ));
+        assert!(!hook_allowed(
+            &url("https://apps.openbudgets.eu/linkedpipes/execute-evil"),
+            &no_slash
+        ));
         assert!(!hook_allowed(
             &url("http://apps.openbudgets.eu/linkedpipes/execute/x"),
             &allow
