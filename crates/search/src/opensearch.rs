@@ -150,18 +150,25 @@ impl OpenSearchIndex {
         query: &[(&str, &str)],
         body: Option<Value>,
     ) -> Result<(StatusCode, Value)> {
-        let response = self
-            .client
-            .send(
+        let send = || {
+            self.client.send(
                 method,
                 path,
                 HeaderMap::new(),
                 Some(query),
-                body.map(JsonBody::new),
+                body.clone().map(JsonBody::new),
                 None,
             )
-            .await
-            .map_err(unavailable)?;
+        };
+        // A pooled connection the server (or a load balancer) closed fails the first request sent on it; these
+        // requests are idempotent, so one more try on a fresh connection tells a dead socket from a dead server.
+        let response = match send().await {
+            Ok(response) => response,
+            Err(first) => {
+                tracing::debug!(error = %first, "OpenSearch request failed; trying once more");
+                send().await.map_err(unavailable)?
+            }
+        };
         let status = response.status_code();
         let answer = response.json::<Value>().await.unwrap_or(Value::Null);
         if status.is_server_error() {
