@@ -52,6 +52,8 @@ pub struct FetchPolicy {
     /// A `file:` folder the operator trusts; never set for loads asked for over HTTP.
     operator_folder: Option<Url>,
     pub max_download: u64,
+    /// The longest one fetch may take in all, when shorter than the source's own limit.
+    pub timeout: Option<std::time::Duration>,
 }
 
 impl FetchPolicy {
@@ -64,6 +66,7 @@ impl FetchPolicy {
             allowlist: parse(allowlist),
             operator_folder: None,
             max_download,
+            timeout: None,
         }
     }
 
@@ -382,7 +385,7 @@ mod http {
             let client = reqwest::blocking::Client::builder()
                 .no_proxy()
                 .connect_timeout(self.connect_timeout)
-                .timeout(self.timeout)
+                .timeout(policy.timeout.map_or(self.timeout, |t| t.min(self.timeout)))
                 .dns_resolver(Arc::new(CheckingResolver {
                     policy: policy.clone(),
                 }))

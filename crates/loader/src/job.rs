@@ -25,6 +25,9 @@ use crate::values::Cell;
 use crate::vocabulary::Vocabulary;
 use crate::warehouse::{RowSink, StagingFeed, Warehouse, WarehouseError};
 
+/// The longest reading a datapackage.json may take (security-checklist §4.7's total limit).
+const DESCRIPTOR_TIMEOUT: Duration = Duration::from_secs(60);
+
 /// The largest datapackage.json read (the descriptor is read whole; resources are streamed).
 const MAX_DESCRIPTOR_BYTES: u64 = 16 * 1024 * 1024;
 
@@ -191,7 +194,9 @@ impl Loader {
     /// Reads the descriptor at `url` for `owner` (the checks of [`FetchPolicy`] first) and returns it with the
     /// package id its name gives. `/package/upload` calls this before recording a job.
     pub async fn read_descriptor(&self, url: &Url, owner: &UserId) -> Result<(Value, PackageId), LoadError> {
-        let policy = self.policy(owner);
+        let mut policy = self.policy(owner);
+        // A descriptor is small: a host that takes longer than this is not worth holding a request for.
+        policy.timeout = Some(DESCRIPTOR_TIMEOUT);
         let source = self.source.clone();
         let target = url.clone();
         let descriptor = blocking(move || -> Result<Value, LoadError> {
