@@ -133,7 +133,7 @@ fn inside_folder(url: &Url, folder: &Url) -> bool {
 }
 
 /// `url` lies under `prefix`: same origin, and the path continues at a segment boundary.
-fn is_under(url: &Url, prefix: &Url) -> bool {
+pub fn is_under(url: &Url, prefix: &Url) -> bool {
     if url.scheme() != prefix.scheme()
         || url.host_str() != prefix.host_str()
         || url.port_or_known_default() != prefix.port_or_known_default()

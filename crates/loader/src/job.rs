@@ -254,11 +254,7 @@ impl Loader {
             }
             Err(LoadError::Interrupted) => {
                 tracing::info!(job = job.id, package = %job.package_id, "load interrupted by shutdown; requeued");
-                let fact_table = fact_table_of(&job.package_id);
-                let warehouse = self.warehouse.clone();
-                if let Err(e) = blocking(move || warehouse.drop_staging(&fact_table)).await {
-                    tracing::error!(job = job.id, error = %e, "could not drop the staging tables");
-                }
+                self.drop_staging_of(job).await;
                 if let Err(e) = self.jobs.requeue(job.id, self.clock.now()).await {
                     // The sweep fails it once its heartbeat is old enough.
                     tracing::warn!(job = job.id, error = %e, "could not requeue an interrupted job");
@@ -271,12 +267,7 @@ impl Loader {
                 // A job ended elsewhere had its staging tables dropped there, and the package's next job may
                 // already be filling new ones: leave them alone.
                 if !matches!(error, LoadError::JobEnded) {
-                    let fact_table = fact_table_of(&job.package_id);
-                    let warehouse = self.warehouse.clone();
-                    let dropped = blocking(move || warehouse.drop_staging(&fact_table)).await;
-                    if let Err(e) = dropped {
-                        tracing::error!(job = job.id, error = %e, "could not drop the staging tables");
-                    }
+                    self.drop_staging_of(job).await;
                 }
                 self.report(job, LoadStatus::Fail, rows, None, Some(error.to_string()))
                     .await;
@@ -284,6 +275,15 @@ impl Loader {
             }
         }
         result
+    }
+
+    /// Drops the staging tables of `job`'s package; a failure is logged (the next load of it drops them too).
+    async fn drop_staging_of(&self, job: &LoadJob) {
+        let fact_table = fact_table_of(&job.package_id);
+        let warehouse = self.warehouse.clone();
+        if let Err(e) = blocking(move || warehouse.drop_staging(&fact_table)).await {
+            tracing::error!(job = job.id, error = %e, "could not drop the staging tables");
+        }
     }
 
     async fn report(
@@ -570,11 +570,7 @@ impl Loader {
             .await?;
         for job in &stale {
             tracing::warn!(job = job.id, package = %job.package_id, "failed a load job whose heartbeat stopped");
-            let fact_table = fact_table_of(&job.package_id);
-            let warehouse = self.warehouse.clone();
-            if let Err(e) = blocking(move || warehouse.drop_staging(&fact_table)).await {
-                tracing::error!(job = job.id, error = %e, "could not drop a stale job's staging tables");
-            }
+            self.drop_staging_of(job).await;
         }
         Ok(stale.len())
     }

@@ -49,14 +49,18 @@ pub struct Stats {
 }
 
 impl Loader {
-    /// Sets a package's visibility; returns whether it is now published.
-    pub async fn publish(&self, id: &PackageId, mode: Publish) -> Result<bool, ManageError> {
-        let mut record = self
-            .packages
+    /// The registry record of `id`, or `NotFound`.
+    async fn existing(&self, id: &PackageId) -> Result<conductor_core::PackageRecord, ManageError> {
+        self.packages
             .get(id)
             .await
             .map_err(LoadError::from)?
-            .ok_or_else(|| ManageError::NotFound(id.clone()))?;
+            .ok_or_else(|| ManageError::NotFound(id.clone()))
+    }
+
+    /// Sets a package's visibility; returns whether it is now published.
+    pub async fn publish(&self, id: &PackageId, mode: Publish) -> Result<bool, ManageError> {
+        let mut record = self.existing(id).await?;
         let private = record
             .package
             .get("private")
@@ -81,12 +85,7 @@ impl Loader {
     /// Keeps the viewer's default parameters as `package.defaultParams = {"params": <string>}` and clears the
     /// os-api cache, as the original did.
     pub async fn set_default_params(&self, id: &PackageId, params: String) -> Result<(), ManageError> {
-        let mut record = self
-            .packages
-            .get(id)
-            .await
-            .map_err(LoadError::from)?
-            .ok_or_else(|| ManageError::NotFound(id.clone()))?;
+        let mut record = self.existing(id).await?;
         if let Some(package) = record.package.as_object_mut() {
             package.insert("defaultParams".into(), json!({"params": params}));
         }
@@ -135,12 +134,7 @@ impl Loader {
 
     /// The JSON-LD document run-hooks posts for a package (DESIGN §7).
     pub async fn hook_payload(&self, id: &PackageId) -> Result<Value, ManageError> {
-        let record = self
-            .packages
-            .get(id)
-            .await
-            .map_err(LoadError::from)?
-            .ok_or_else(|| ManageError::NotFound(id.clone()))?;
+        let record = self.existing(id).await?;
         Ok(json!({
             "@context": {"@vocab": "http://schema.org/", "url": {"@type": "@id"}},
             "url": record.origin_url,

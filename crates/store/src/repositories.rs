@@ -386,14 +386,18 @@ macro_rules! impl_for_connection {
             }
         }
 
-        #[async_trait]
-        impl LoadJobRepository for Db<$conn> {
-            async fn enqueue(&self, job: &NewLoadJob, now: Timestamp) -> RepoResult<LoadJob> {
+        impl Db<$conn> {
+            async fn insert_job(
+                &self,
+                job: &NewLoadJob,
+                status: LoadStatus,
+                now: Timestamp,
+            ) -> RepoResult<LoadJob> {
                 let row = NewLoadJobRow {
                     package_id: job.package_id.to_string(),
                     datapackage_url: job.datapackage_url.clone(),
                     owner: job.owner.as_str().to_owned(),
-                    status: LoadStatus::Queued.as_str().to_owned(),
+                    status: status.as_str().to_owned(),
                     rows_loaded: 0,
                     created_at: now.as_millis(),
                     updated_at: now.as_millis(),
@@ -408,26 +412,16 @@ macro_rules! impl_for_connection {
                 })
                 .await
             }
+        }
+
+        #[async_trait]
+        impl LoadJobRepository for Db<$conn> {
+            async fn enqueue(&self, job: &NewLoadJob, now: Timestamp) -> RepoResult<LoadJob> {
+                self.insert_job(job, LoadStatus::Queued, now).await
+            }
 
             async fn enqueue_claimed(&self, job: &NewLoadJob, now: Timestamp) -> RepoResult<LoadJob> {
-                let row = NewLoadJobRow {
-                    package_id: job.package_id.to_string(),
-                    datapackage_url: job.datapackage_url.clone(),
-                    owner: job.owner.as_str().to_owned(),
-                    status: LoadStatus::Initializing.as_str().to_owned(),
-                    rows_loaded: 0,
-                    created_at: now.as_millis(),
-                    updated_at: now.as_millis(),
-                };
-                self.run(move |conn: &mut $conn| {
-                    diesel::insert_into(load_jobs::table)
-                        .values(&row)
-                        .returning(LoadJobRow::as_returning())
-                        .get_result(conn)
-                        .map_err(query_error)?
-                        .into_job()
-                })
-                .await
+                self.insert_job(job, LoadStatus::Initializing, now).await
             }
 
             async fn get(&self, id: i64) -> RepoResult<Option<LoadJob>> {

@@ -78,6 +78,32 @@ fn column_list(table: &TableLayout) -> String {
         .join(", ")
 }
 
+/// Which of a package's tables to pick from a list of names.
+#[derive(Clone, Copy)]
+enum Tables {
+    /// The staging tables (`…__new`).
+    Staging,
+    /// The tables readers see.
+    Current,
+    /// Both.
+    All,
+}
+
+/// The names in `names` that are `fact_table`'s package's tables of the kind asked for.
+fn package_tables(names: Vec<String>, fact_table: &str, kind: Tables) -> Vec<String> {
+    names
+        .into_iter()
+        .filter(|t| {
+            belongs_to(t, fact_table)
+                && match kind {
+                    Tables::Staging => t.ends_with("__new"),
+                    Tables::Current => !t.ends_with("__new"),
+                    Tables::All => true,
+                }
+        })
+        .collect()
+}
+
 fn is_terminal(status: &str) -> bool {
     status
         .parse::<LoadStatus>()
@@ -106,7 +132,10 @@ impl PostgresWarehouse {
         postgres::Client::connect(&self.url, postgres::NoTls).map_err(database)
     }
 
-    fn tables(client: &mut postgres::Client, prefix: &str) -> Result<Vec<String>, WarehouseError> {
+    fn tables(
+        client: &mut impl postgres::GenericClient,
+        prefix: &str,
+    ) -> Result<Vec<String>, WarehouseError> {
         let rows = client
             .query(
                 "SELECT tablename FROM pg_tables WHERE schemaname = current_schema() \
@@ -115,16 +144,6 @@ impl PostgresWarehouse {
             )
             .map_err(database)?;
         Ok(rows.iter().map(|r| r.get::<_, String>(0)).collect())
-    }
-
-    fn staging_tables(
-        client: &mut postgres::Client,
-        fact_table: &str,
-    ) -> Result<Vec<String>, WarehouseError> {
-        Ok(Self::tables(client, fact_table)?
-            .into_iter()
-            .filter(|t| belongs_to(t, fact_table) && t.ends_with("__new"))
-            .collect())
     }
 
     fn copy(
@@ -193,7 +212,8 @@ impl<W: Write> RowSink for CopySink<W> {
 impl Warehouse for PostgresWarehouse {
     fn stage(&self, layout: &StarLayout, feed: &mut dyn StagingFeed) -> Result<(), WarehouseError> {
         let mut client = self.connect()?;
-        let leftovers = Self::staging_tables(&mut client, &layout.fact.name)?;
+        let fact = &layout.fact.name;
+        let leftovers = package_tables(Self::tables(&mut client, fact)?, fact, Tables::Staging);
         client
             .batch_execute(&script(&[drop_sql(&leftovers), create_staging_sql(layout)]))
             .map_err(database)?;
@@ -241,18 +261,7 @@ impl Warehouse for PostgresWarehouse {
             return Err(WarehouseError::JobEnded);
         }
         let fact = &layout.fact.name;
-        let rows = tx
-            .query(
-                "SELECT tablename FROM pg_tables WHERE schemaname = current_schema() \
-                 AND left(tablename, length($1)) = $1",
-                &[fact],
-            )
-            .map_err(database)?;
-        let current: Vec<String> = rows
-            .iter()
-            .map(|r| r.get::<_, String>(0))
-            .filter(|t| belongs_to(t, fact) && !t.ends_with("__new"))
-            .collect();
+        let current = package_tables(Self::tables(&mut tx, fact)?, fact, Tables::Current);
         let mut sql = vec![drop_sql(&current)];
         for table in layout.table_names() {
             let staging = staging_name(table);
@@ -273,16 +282,17 @@ impl Warehouse for PostgresWarehouse {
 
     fn drop_staging(&self, fact_table: &str) -> Result<(), WarehouseError> {
         let mut client = self.connect()?;
-        let staging = Self::staging_tables(&mut client, fact_table)?;
+        let staging = package_tables(
+            Self::tables(&mut client, fact_table)?,
+            fact_table,
+            Tables::Staging,
+        );
         client.batch_execute(&drop_sql(&staging)).map_err(database)
     }
 
     fn drop_tables(&self, fact_table: &str) -> Result<(), WarehouseError> {
         let mut client = self.connect()?;
-        let tables: Vec<String> = Self::tables(&mut client, fact_table)?
-            .into_iter()
-            .filter(|t| belongs_to(t, fact_table))
-            .collect();
+        let tables = package_tables(Self::tables(&mut client, fact_table)?, fact_table, Tables::All);
         client.batch_execute(&drop_sql(&tables)).map_err(database)
     }
 
@@ -365,13 +375,6 @@ impl SqliteWarehouse {
         .map_err(database)?;
         Ok(rows.into_iter().map(|r| r.name).collect())
     }
-
-    fn staging_tables(conn: &mut SqliteConnection, fact_table: &str) -> Result<Vec<String>, WarehouseError> {
-        Ok(Self::tables(conn, fact_table)?
-            .into_iter()
-            .filter(|t| belongs_to(t, fact_table) && t.ends_with("__new"))
-            .collect())
-    }
 }
 
 struct InsertSink<'c> {
@@ -446,7 +449,8 @@ fn insert_all(
 impl Warehouse for SqliteWarehouse {
     fn stage(&self, layout: &StarLayout, feed: &mut dyn StagingFeed) -> Result<(), WarehouseError> {
         let mut conn = self.connection()?;
-        let leftovers = Self::staging_tables(&mut conn, &layout.fact.name)?;
+        let fact = &layout.fact.name;
+        let leftovers = package_tables(Self::tables(&mut conn, fact)?, fact, Tables::Staging);
         conn.batch_execute(&script(&[drop_sql(&leftovers), create_staging_sql(layout)]))
             .map_err(database)?;
         let mut filled = || -> Result<(), WarehouseError> {
@@ -479,10 +483,7 @@ impl Warehouse for SqliteWarehouse {
                 return Err(InTransaction(WarehouseError::JobEnded));
             }
             let fact = &layout.fact.name;
-            let current: Vec<String> = Self::tables(conn, fact)?
-                .into_iter()
-                .filter(|t| belongs_to(t, fact) && !t.ends_with("__new"))
-                .collect();
+            let current = package_tables(Self::tables(conn, fact)?, fact, Tables::Current);
             let mut sql = vec![drop_sql(&current)];
             for table in layout.table_names() {
                 sql.push(format!(
@@ -499,16 +500,13 @@ impl Warehouse for SqliteWarehouse {
 
     fn drop_staging(&self, fact_table: &str) -> Result<(), WarehouseError> {
         let mut conn = self.connection()?;
-        let staging = Self::staging_tables(&mut conn, fact_table)?;
+        let staging = package_tables(Self::tables(&mut conn, fact_table)?, fact_table, Tables::Staging);
         conn.batch_execute(&drop_sql(&staging)).map_err(database)
     }
 
     fn drop_tables(&self, fact_table: &str) -> Result<(), WarehouseError> {
         let mut conn = self.connection()?;
-        let tables: Vec<String> = Self::tables(&mut conn, fact_table)?
-            .into_iter()
-            .filter(|t| belongs_to(t, fact_table))
-            .collect();
+        let tables = package_tables(Self::tables(&mut conn, fact_table)?, fact_table, Tables::All);
         conn.batch_execute(&drop_sql(&tables)).map_err(database)
     }
 

@@ -287,17 +287,11 @@ async fn read_capped(mut response: reqwest::Response, limit: usize) -> String {
 }
 
 fn hook_allowed(url: &url::Url, allowlist: &[String]) -> bool {
+    // The same prefix rule as the loader's fetch allow-list.
     allowlist
         .iter()
         .filter_map(|p| url::Url::parse(p).ok())
-        .any(|prefix| {
-            url.scheme() == prefix.scheme()
-                && url.host_str() == prefix.host_str()
-                && url.port_or_known_default() == prefix.port_or_known_default()
-                && url.path().strip_prefix(prefix.path()).is_some_and(|rest| {
-                    prefix.path().ends_with('/') || rest.is_empty() || rest.starts_with('/')
-                })
-        })
+        .any(|prefix| conductor_loader::fetch::is_under(url, &prefix))
 }
 
 async fn stats(loading: web::Data<Loading>) -> Result<HttpResponse, ApiError> {
