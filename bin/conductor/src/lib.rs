@@ -4,6 +4,7 @@
 pub mod cli;
 pub mod error;
 pub mod identity;
+pub mod limits;
 pub mod loading;
 pub mod metrics;
 pub mod middleware;

@@ -1,6 +1,6 @@
 //! Wiring: the one place that knows which adapters run, chosen from the settings.
 
-use std::net::TcpListener;
+use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,6 +16,7 @@ use tracing_actix_web::TracingLogger;
 
 use crate::error::ApiError;
 use crate::identity::Identity;
+use crate::limits::{self, BodyDeadline, ClientConnections};
 use crate::loading::Loading;
 use crate::metrics::Metrics;
 use crate::middleware::{self, BodyLimit};
@@ -54,6 +55,8 @@ pub type ExtraRoutes = Arc<dyn Fn(&mut web::ServiceConfig) + Send + Sync>;
 pub struct Application {
     port: u16,
     server: Server,
+    /// The server of `/metrics` alone, when `server.metrics_bind` is set, and its port.
+    metrics_server: Option<(Server, u16)>,
     loading: Loading,
 }
 
@@ -111,7 +114,17 @@ impl Application {
 
         let cors_origins = settings.cors_origins()?;
         let body_limit = settings.server.body_limit.as_u64();
+        let body_deadline = web::Data::new(BodyDeadline {
+            base: settings.server.body_timeout,
+            min_rate: settings.server.min_body_rate.as_u64(),
+        });
+        let connection_cap = settings.server.max_connections_per_client;
         let metrics = web::Data::new(Metrics::new()?);
+        let metrics_server = match settings.server.metrics_bind {
+            Some(address) => Some(serve_metrics(address, metrics.clone())?),
+            None => None,
+        };
+        let metrics_on_api_port = metrics_server.is_none();
         let database = web::Data::from(database);
         let settings = web::Data::new(settings);
 
@@ -125,10 +138,16 @@ impl Application {
                 .app_data(search.clone())
                 .app_data(loading.clone())
                 .app_data(web::Data::new(BodyLimit(body_limit)))
+                .app_data(body_deadline.clone())
                 .app_data(web::PayloadConfig::new(saturating_usize(body_limit)))
                 .app_data(json_config(body_limit))
                 .app_data(web::FormConfig::default().limit(saturating_usize(body_limit)))
                 .configure(routes::health::configure)
+                .configure(|cfg| {
+                    if metrics_on_api_port {
+                        routes::health::configure_metrics(cfg);
+                    }
+                })
                 .configure(routes::user::configure)
                 .configure(routes::oauth::configure)
                 .configure(routes::datastore::configure)
@@ -143,11 +162,19 @@ impl Application {
                 )
                 .wrap(from_fn(middleware::jsonp))
                 .wrap(from_fn(middleware::limit_body))
+                .wrap(from_fn(limits::body_deadline))
+                .wrap(from_fn(limits::refuse_encoded_bodies))
+                .wrap(from_fn(limits::connection_cap))
                 .wrap(cors(&cors_origins))
                 .wrap(from_fn(middleware::request_id_header))
                 .wrap(from_fn(middleware::record_metrics))
                 .wrap(TracingLogger::<RedactingRootSpan>::new())
         })
+        // Header reads already time out (5 s); a body's deadline is `server.body_timeout`, checked per request.
+        .on_connect(limits::on_connect(
+            Arc::new(ClientConnections::default()),
+            connection_cap,
+        ))
         .listen(listener)
         .map_err(bind_error)?
         .run();
@@ -155,12 +182,18 @@ impl Application {
         Ok(Self {
             port,
             server,
+            metrics_server,
             loading: stopper,
         })
     }
 
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// The port `/metrics` is served on alone, when `server.metrics_bind` is set.
+    pub fn metrics_port(&self) -> Option<u16> {
+        self.metrics_server.as_ref().map(|(_, port)| *port)
     }
 
     /// A handle to stop the server gracefully.
@@ -171,10 +204,39 @@ impl Application {
     /// Serves until stopped (SIGTERM, SIGINT or the handle), then stops the loader: running loads give their
     /// jobs back to the queue.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let metrics_server = self.metrics_server.map(|(server, _)| {
+            let handle = server.handle();
+            (tokio::spawn(server), handle)
+        });
         let served = self.server.await;
+        if let Some((running, handle)) = metrics_server {
+            handle.stop(true).await;
+            let _ = running.await;
+        }
         self.loading.stop().await;
         served
     }
+}
+
+/// `/metrics` alone on its own (internal) address, so the public port does not show it.
+fn serve_metrics(address: SocketAddr, metrics: web::Data<Metrics>) -> Result<(Server, u16), StartupError> {
+    let bind_error = |source| StartupError::Bind {
+        address: address.to_string(),
+        source,
+    };
+    let listener = TcpListener::bind(address).map_err(bind_error)?;
+    let port = listener.local_addr().map_err(bind_error)?.port();
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(metrics.clone())
+            .configure(routes::health::configure_metrics)
+    })
+    .workers(1)
+    .listen(listener)
+    .map_err(bind_error)?
+    .run();
+    tracing::info!(%address, port, "serving /metrics");
+    Ok((server, port))
 }
 
 /// Applies migrations, retrying with backoff while the database is unreachable: a PostgreSQL that starts after

@@ -16,8 +16,12 @@ const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(web::resource("/healthz").get(healthz))
-        .service(web::resource("/readyz").get(readyz))
-        .service(web::resource("/metrics").get(metrics));
+        .service(web::resource("/readyz").get(readyz));
+}
+
+/// `/metrics`: on the API's port, or alone on `server.metrics_bind`.
+pub fn configure_metrics(cfg: &mut web::ServiceConfig) {
+    cfg.service(web::resource("/metrics").get(metrics));
 }
 
 async fn healthz() -> HttpResponse {

@@ -9,13 +9,12 @@ pub mod auth;
 pub mod datastore;
 pub mod loader;
 pub mod search;
+pub mod server;
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use bytesize::ByteSize;
 use config::{Config, ConfigError, File, FileFormat};
 use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize, Serializer};
@@ -25,6 +24,7 @@ pub use self::auth::{AuthSettings, GOOGLE_ISSUER, KeySettings, ProviderSettings,
 pub use self::datastore::{DatastoreBackend, DatastoreSettings, S3Settings};
 pub use self::loader::{CompatSettings, LoaderSettings};
 pub use self::search::{OpenSearchSettings, SearchBackend, SearchSettings};
+pub use self::server::{CorsSettings, ServerSettings};
 
 const ENV_PREFIX: &str = "CONDUCTOR";
 const ENV_SEPARATOR: &str = "__";
@@ -65,24 +65,6 @@ pub struct Settings {
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub struct ServerSettings {
-    pub bind: SocketAddr,
-    /// The public URL clients reach this service at; login and datastore URLs are built from it.
-    pub base_url: Url,
-    /// The largest request body accepted, except datastore uploads, which are bounded by what was signed.
-    pub body_limit: ByteSize,
-    pub cors: CorsSettings,
-}
-
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct CorsSettings {
-    /// Origins allowed to call with credentials. Unset: the origins of `auth.redirect_allowlist`.
-    pub allowed_origins: Option<Vec<String>>,
-}
-
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
 pub struct DatabaseSettings {
     /// `sqlite://<path>` or `postgres://…`. Unset: `sqlite://<data_dir>/conductor.db`.
     pub url: Option<ConnectionUrl>,
@@ -111,17 +93,6 @@ impl Default for Settings {
             loader: LoaderSettings::default(),
             compat: CompatSettings::default(),
             profile: "development".to_owned(),
-        }
-    }
-}
-
-impl Default for ServerSettings {
-    fn default() -> Self {
-        Self {
-            bind: SocketAddr::from(([127, 0, 0, 1], 8000)),
-            base_url: Url::parse("http://127.0.0.1:8000").unwrap_or_else(|_| unreachable!("a valid literal")),
-            body_limit: ByteSize::mib(1),
-            cors: CorsSettings::default(),
         }
     }
 }
