@@ -77,8 +77,9 @@ pub async fn limit_body(
     Ok(next.call(req).await?.map_into_left_body())
 }
 
-/// Wraps JSON responses as `callback(...)` when `callback` is a valid JavaScript identifier path, as the
-/// original's jsonpify did. Any other `callback` is refused before the handler runs.
+/// Wraps JSON answers (at most [`JSONP_MAX_BYTES`], never downloads) as `callback(...)` when `callback` is a
+/// valid JavaScript identifier path, as the original's jsonpify did. Any other `callback` is refused before the
+/// handler runs.
 pub async fn jsonp(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
@@ -95,20 +96,40 @@ pub async fn jsonp(
         }
     };
     let response = next.call(req).await?;
-    let is_json = response
-        .headers()
+    let headers = response.headers();
+    let is_json = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("application/json"));
-    if !is_json {
+    // A download (a stored file) is never our answer to wrap, whatever its type says.
+    let is_download = headers
+        .get(header::CONTENT_DISPOSITION)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim_start().to_ascii_lowercase().starts_with("attachment"));
+    if !is_json || is_download {
         return Ok(response.map_into_boxed_body());
     }
     let (request, response) = response.into_parts();
     let status = response.status();
     let headers = response.headers().clone();
-    let json = actix_web::body::to_bytes(response.into_body())
-        .await
-        .map_err(|e| ApiError::internal(format!("reading a response body for JSONP: {}", e.into())))?;
+    let json = match actix_web::body::to_bytes_limited(response.into_body(), JSONP_MAX_BYTES).await {
+        Ok(Ok(json)) => json,
+        Ok(Err(e)) => {
+            return Err(
+                ApiError::internal(format!("reading a response body for JSONP: {}", e.into())).into(),
+            );
+        }
+        Err(_) => {
+            let error = ApiError::bad_request(
+                "jsonp-too-large",
+                format!(
+                    "the answer exceeds {} MiB, too large for JSONP; call without callback (CORS is allowed)",
+                    JSONP_MAX_BYTES >> 20
+                ),
+            );
+            return Ok(ServiceResponse::new(request, error.error_response()));
+        }
+    };
     let mut wrapped = HttpResponse::build(status);
     for (name, value) in &headers {
         if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
@@ -125,6 +146,9 @@ pub async fn jsonp(
         .body(body);
     Ok(ServiceResponse::new(request, wrapped))
 }
+
+/// The largest answer JSONP wraps: wrapping copies it, and no client of ours uses JSONP for more.
+pub const JSONP_MAX_BYTES: usize = 16 * 1024 * 1024;
 
 /// `Ok(None)` without a callback, `Ok(Some)` for a valid one, `Err` for anything else.
 fn jsonp_callback(query: &str) -> Result<Option<String>, ()> {
@@ -167,7 +191,48 @@ pub fn method_not_allowed<B: MessageBody + 'static>(
 
 #[cfg(test)]
 mod tests {
+    use actix_web::http::StatusCode;
+    use actix_web::middleware::from_fn;
+    use actix_web::{App, test as actix_test};
+
     use super::*;
+
+    #[actix_web::test]
+    async fn jsonp_wraps_answers_up_to_its_bound_and_never_downloads() {
+        let app = actix_test::init_service(
+            App::new()
+                .route(
+                    "/small",
+                    web::get().to(|| async { HttpResponse::Ok().json(serde_json::json!({"a": 1})) }),
+                )
+                .route(
+                    "/large",
+                    web::get().to(|| async {
+                        HttpResponse::Ok().json(serde_json::json!({"a": "x".repeat(JSONP_MAX_BYTES)}))
+                    }),
+                )
+                .route(
+                    "/download",
+                    web::get().to(|| async {
+                        HttpResponse::Ok()
+                            .content_type("application/json")
+                            .insert_header((header::CONTENT_DISPOSITION, "attachment; filename=\"a.json\""))
+                            .body("{}")
+                    }),
+                )
+                .wrap(from_fn(jsonp)),
+        )
+        .await;
+        let call = |path: &str| actix_test::TestRequest::get().uri(path).to_request();
+        let small = actix_test::call_service(&app, call("/small?callback=cb")).await;
+        assert_eq!(actix_test::read_body(small).await, "/**/cb({\"a\":1});");
+        let large = actix_test::call_service(&app, call("/large?callback=cb")).await;
+        assert_eq!(large.status(), StatusCode::BAD_REQUEST);
+        let body: serde_json::Value = actix_test::read_body_json(large).await;
+        assert_eq!(body["error"]["code"], "jsonp-too-large");
+        let download = actix_test::call_service(&app, call("/download?callback=cb")).await;
+        assert_eq!(actix_test::read_body(download).await, "{}");
+    }
 
     #[test]
     fn callbacks_must_be_identifier_paths() {

@@ -24,6 +24,11 @@ use crate::{DatastoreError, ObjectKey, Result, SignedPut, UploadSigner, UploadSp
 
 /// Where uploads wait until they are complete and checked, inside the root so the final rename is atomic.
 const INCOMING: &str = ".incoming";
+/// Where each object's signed content type is kept, under the object's key (owners are hex ids, so no key can
+/// reach in here).
+const TYPES: &str = ".types";
+/// What a stored object without a recorded type is served as: bytes, never something a browser runs.
+const UNKNOWN_TYPE: &str = "application/octet-stream";
 /// The secret's length in bytes.
 const SECRET_LEN: usize = 32;
 
@@ -120,6 +125,14 @@ impl LocalDatastore {
         }
     }
 
+    /// The content type an object was uploaded with (its signature bound it), to serve it as nothing else.
+    pub async fn object_type(&self, key: &ObjectKey) -> String {
+        match tokio::fs::read_to_string(self.root.join(TYPES).join(key.as_str())).await {
+            Ok(recorded) if !recorded.is_empty() => recorded,
+            _ => UNKNOWN_TYPE.to_owned(),
+        }
+    }
+
     /// Receives a PUT: checks signature and expiry, streams the body to a temporary file while checking length
     /// and MD5, and moves it into place only if everything holds.
     pub async fn receive<S, E>(
@@ -157,7 +170,7 @@ impl LocalDatastore {
             .join(format!("{}.part", temporary_name()?));
         let outcome = self.write_checked(&temporary, body, length, md5).await;
         let outcome = match outcome {
-            Ok(()) => self.move_into_place(&temporary, key).await,
+            Ok(()) => self.move_into_place(&temporary, key, content_type).await,
             Err(error) => Err(error),
         };
         if outcome.is_err() {
@@ -200,14 +213,26 @@ impl LocalDatastore {
         Ok(())
     }
 
+    /// Records the object's type, then renames the object into place: each rename is atomic, and a type left
+    /// ahead of its object by a crash names what the next upload of that key signs anyway.
     async fn move_into_place(
         &self,
         temporary: &Path,
         key: &ObjectKey,
+        content_type: &str,
     ) -> std::result::Result<(), UploadError> {
+        let type_file = self.root.join(TYPES).join(key.as_str());
+        let type_temporary = temporary.with_extension("type");
+        tokio::fs::write(&type_temporary, content_type).await?;
         let destination = self.root.join(key.as_str());
-        if let Some(parent) = destination.parent() {
-            tokio::fs::create_dir_all(parent).await?;
+        for file in [&type_file, &destination] {
+            if let Some(parent) = file.parent() {
+                tokio::fs::create_dir_all(parent).await?;
+            }
+        }
+        if let Err(error) = tokio::fs::rename(&type_temporary, &type_file).await {
+            let _ = tokio::fs::remove_file(&type_temporary).await;
+            return Err(error.into());
         }
         tokio::fs::rename(temporary, &destination).await?;
         Ok(())
@@ -409,6 +434,7 @@ mod tests {
             data
         );
         assert_eq!(store.incoming().unwrap(), 0);
+        assert_eq!(store.object_type(&spec.key).await, "text/csv");
     }
 
     #[tokio::test]

@@ -1,12 +1,12 @@
 //! `/datastore/*`: signed uploads (DESIGN §6), the user's prefixes, and the local datastore's files.
 
 use actix_web::http::StatusCode;
-use actix_web::http::header::{self, HeaderValue};
+use actix_web::http::header::{self, ContentDisposition, DispositionParam, DispositionType, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, web};
 use conductor_auth::PermissionClaims;
 use conductor_datastore::local::{PresentedUpload, UploadError};
 use conductor_datastore::{ObjectKey, UploadRequest};
-use conductor_permissions::Holder;
+use conductor_permissions::{DATASTORE_SERVICE, Holder};
 use serde_json::json;
 
 use crate::error::ApiError;
@@ -70,6 +70,13 @@ async fn info(
     storage: web::Data<Storage>,
 ) -> Result<HttpResponse, ApiError> {
     let claims = permission(&request, &params, &identity)?;
+    if claims.service != DATASTORE_SERVICE {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            format!("a permission token for {DATASTORE_SERVICE} is required"),
+        ));
+    }
     Ok(HttpResponse::Ok().json(json!({"prefixes": storage.datastore.prefixes(&claims.userid)})))
 }
 
@@ -132,25 +139,38 @@ fn upload_error(error: UploadError) -> ApiError {
     ApiError::new(status, code, error.to_string())
 }
 
-/// Public reads, as the original's public-read bucket. Served as downloads that cannot run as a page here.
+/// Public reads, as the original's public-read bucket. Served as the type that was signed for the upload, as a
+/// download that cannot run as a page or a script on our origin.
 async fn get_file(request: HttpRequest, storage: web::Data<Storage>) -> Result<HttpResponse, ApiError> {
     let store = local(&storage)?;
-    let path = store.object_path(&object_key(&request)?).map_err(upload_error)?;
+    let key = object_key(&request)?;
+    let path = store.object_path(&key).map_err(upload_error)?;
+    let content_type = store.object_type(&key).await;
     let file = actix_files::NamedFile::open_async(&path)
         .await
         .map_err(|_| ApiError::not_found("no such object"))?;
+    let file_name = key.as_str().rsplit('/').next().unwrap_or_default().to_owned();
     let mut response = file
         .use_etag(true)
         .use_last_modified(true)
+        .set_content_disposition(ContentDisposition {
+            disposition: DispositionType::Attachment,
+            parameters: vec![DispositionParam::Filename(file_name)],
+        })
         .into_response(&request);
     let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_str(&content_type)
+            .unwrap_or_else(|_| HeaderValue::from_static("application/octet-stream")),
+    );
     headers.insert(
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
     );
     headers.insert(
         header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static("sandbox"),
+        HeaderValue::from_static("sandbox; default-src 'none'"),
     );
     headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
     Ok(response)
