@@ -1,6 +1,8 @@
 //! From a datapackage descriptor to what the loader works on: the first resource whose fields carry
 //! `columnType`, each such field's column name, title and options, checked with messages a person can act on.
 
+use std::collections::{HashMap, HashSet};
+
 use serde_json::{Map, Value};
 
 use crate::columns::column_names;
@@ -43,6 +45,10 @@ pub struct LoadPlan {
 
 /// The options os-types knows for some type: one given on a field whose type does not take it is a mistake worth
 /// naming (other keys, such as Table Schema's `description` or `format`, are simply not options).
+/// The most fields a loaded resource may have: real fiscal packages have tens, and every later step (models,
+/// tables, the registry record) grows with them.
+pub const MAX_FIELDS: usize = 1000;
+
 const OPTION_NAMES: [&str; 6] = [
     "decimalChar",
     "groupChar",
@@ -111,7 +117,17 @@ pub fn plan(vocabulary: &Vocabulary, descriptor: &Value) -> Result<LoadPlan, Vec
         return Err(vec![problem(None, message)]);
     };
 
-    let typed: Vec<Map<String, Value>> = fields_of(&resources[resource])
+    let all_fields = fields_of(&resources[resource]);
+    if all_fields.len() > MAX_FIELDS {
+        return Err(vec![problem(
+            None,
+            format!(
+                "the resource has {} fields; at most {MAX_FIELDS} are loaded",
+                all_fields.len()
+            ),
+        )]);
+    }
+    let typed: Vec<Map<String, Value>> = all_fields
         .into_iter()
         .filter_map(|f| f.as_object().cloned())
         .filter(|f| f.contains_key("columnType"))
@@ -126,6 +142,11 @@ pub fn plan(vocabulary: &Vocabulary, descriptor: &Value) -> Result<LoadPlan, Vec
         })
         .collect();
     let columns = column_names(&originals);
+    let mut uses: HashMap<&str, usize> = HashMap::new();
+    for original in &originals {
+        *uses.entry(original.as_str()).or_insert(0) += 1;
+    }
+    let mut reported_twice: HashSet<&str> = HashSet::new();
     let mut problems = Vec::new();
     let mut fields = Vec::new();
     for ((field, original), column) in typed.iter().zip(&originals).zip(columns) {
@@ -133,9 +154,7 @@ pub fn plan(vocabulary: &Vocabulary, descriptor: &Value) -> Result<LoadPlan, Vec
             problems.push(problem(None, "a field with a columnType has no name"));
             continue;
         }
-        if originals.iter().filter(|o| *o == original).count() > 1
-            && !problems.iter().any(|p| p.field.as_deref() == Some(original))
-        {
+        if uses.get(original.as_str()).is_some_and(|n| *n > 1) && reported_twice.insert(original.as_str()) {
             problems.push(problem(Some(original), "two fields have this name"));
         }
         let column_type = field["columnType"].as_str().unwrap_or_default();
@@ -231,6 +250,21 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+
+    #[test]
+    fn a_resource_past_the_field_bound_is_refused_before_any_work() {
+        let vocabulary = Vocabulary::embedded().unwrap();
+        let mut fields = vec![serde_json::json!({"name": "amount", "columnType": "value"})];
+        fields.extend((0..MAX_FIELDS).map(|_| serde_json::json!({"name": "x", "columnType": "value"})));
+        let descriptor = serde_json::json!({"name": "wide", "resources": [{"schema": {"fields": fields}}]});
+        let problems = plan(&vocabulary, &descriptor).unwrap_err();
+        assert_eq!(problems.len(), 1);
+        assert!(
+            problems[0].to_string().contains("at most 1000"),
+            "{}",
+            problems[0]
+        );
+    }
 
     fn fixture(name: &str) -> Value {
         // Copies of shared/fixtures/fiscal descriptors (tests/fixtures/README.md), so the test runs anywhere.

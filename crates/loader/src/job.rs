@@ -17,7 +17,7 @@ use url::Url;
 
 use crate::babbage::{babbage_model, fact_table_name};
 use crate::descriptor::plan;
-use crate::fdp::fields_to_model;
+use crate::fdp::{FdpModel, fields_to_model};
 use crate::fetch::{FetchError, FetchPolicy, Limited, Source};
 use crate::star::{StarBuilder, StarPlan, star_plan};
 use crate::table::{CsvFormat, TableError, TableReader};
@@ -28,8 +28,9 @@ use crate::warehouse::{RowSink, StagingFeed, Warehouse, WarehouseError};
 /// The longest reading a datapackage.json may take (security-checklist §4.7's total limit).
 const DESCRIPTOR_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// The largest datapackage.json read (the descriptor is read whole; resources are streamed).
-const MAX_DESCRIPTOR_BYTES: u64 = 16 * 1024 * 1024;
+/// The largest datapackage.json read, and so the largest kept in the registry (the descriptor is read whole and
+/// stored with the record; resources are streamed). Real ones are a few KiB; MAX_FIELDS of them fit many times.
+pub const MAX_DESCRIPTOR_BYTES: u64 = 4 * 1024 * 1024;
 
 /// Why a load failed. Messages are for the package's owner: they name field, row and column, never internals.
 #[derive(Debug, thiserror::Error)]
@@ -362,26 +363,18 @@ impl Loader {
 
         self.step(job, LoadStatus::ValidatingDatapackage, observer, shared)
             .await?;
-        let load_plan = plan(&self.vocabulary, &descriptor).map_err(|problems| {
-            LoadError::Invalid(
-                problems
-                    .iter()
-                    .map(ToString::to_string)
-                    .collect::<Vec<_>>()
-                    .join("; "),
-            )
-        })?;
-        let inputs: Vec<_> = load_plan.fields.iter().map(|f| f.input.clone()).collect();
-        let fdp =
-            fields_to_model(&self.vocabulary, &inputs).map_err(|e| LoadError::Invalid(e.to_string()))?;
         let fact_table = fact_table_name(&job.owner, package_id.dataset());
-        let headers: HashMap<String, String> = load_plan
-            .fields
-            .iter()
-            .map(|f| (f.input.name.clone(), f.original.clone()))
-            .collect();
-        let star = star_plan(&fdp, &fact_table, &headers);
-        let resource = descriptor["resources"][load_plan.resource].clone();
+        // Planning grows with the descriptor: it runs on a blocking thread, never on the threads that beat.
+        let (descriptor, resource_index, fdp, star) = {
+            let vocabulary = self.vocabulary.clone();
+            let fact_table = fact_table.clone();
+            blocking(move || -> Result<_, LoadError> {
+                let (resource, fdp, star) = plan_load(&vocabulary, &descriptor, &fact_table)?;
+                Ok((descriptor, resource, fdp, star))
+            })
+            .await?
+        };
+        let resource = descriptor["resources"][resource_index].clone();
         let resource_url = resource_url(&url, &resource)?;
 
         self.step(job, LoadStatus::LoadingResource, observer, shared)
@@ -732,6 +725,32 @@ pub fn hide_email(author: &str) -> String {
     } else {
         format!("{name} <{local}@not.shown>")
     }
+}
+
+/// The resource to load, its FDP model and its star schema: the CPU-bound part of a load.
+fn plan_load(
+    vocabulary: &Vocabulary,
+    descriptor: &Value,
+    fact_table: &str,
+) -> Result<(usize, FdpModel, StarPlan), LoadError> {
+    let load_plan = plan(vocabulary, descriptor).map_err(|problems| {
+        LoadError::Invalid(
+            problems
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("; "),
+        )
+    })?;
+    let inputs: Vec<_> = load_plan.fields.iter().map(|f| f.input.clone()).collect();
+    let fdp = fields_to_model(vocabulary, &inputs).map_err(|e| LoadError::Invalid(e.to_string()))?;
+    let headers: HashMap<String, String> = load_plan
+        .fields
+        .iter()
+        .map(|f| (f.input.name.clone(), f.original.clone()))
+        .collect();
+    let star = star_plan(&fdp, fact_table, &headers);
+    Ok((load_plan.resource, fdp, star))
 }
 
 /// Runs blocking work (file and network reads, the database) off the async threads.

@@ -63,14 +63,14 @@ pub fn read_value(raw: &str, format: &ValueFormat) -> Result<Cell, ValueError> {
             // INTEGER columns are 32-bit (tableschema-sql's mapping); a larger value is named here, not by the
             // database.
             .map(|i| Cell::Integer(i64::from(i)))
-            .map_err(|_| ValueError::Integer(raw.to_owned())),
+            .map_err(|_| ValueError::Integer(quoted(raw))),
         "date" => read_date(raw, &format.format).map(Cell::Date),
         other => Err(ValueError::Type(other.to_owned())),
     }
 }
 
 fn read_number(raw: &str, decimal_char: &str, group_char: &str) -> Result<String, ValueError> {
-    let error = || ValueError::Number(raw.to_owned());
+    let error = || ValueError::Number(quoted(raw));
     let mut text = raw.trim().to_owned();
     if !group_char.is_empty() && group_char != decimal_char {
         text = text.replace(group_char, "");
@@ -106,14 +106,36 @@ fn read_date(raw: &str, format: &str) -> Result<NaiveDate, ValueError> {
         other => other.strip_prefix("fmt:").unwrap_or(other),
     };
     NaiveDate::parse_from_str(raw.trim(), pattern).map_err(|_| ValueError::Date {
-        value: raw.to_owned(),
+        value: quoted(raw),
         format: pattern.to_owned(),
     })
+}
+
+/// The most of a bad cell an error quotes: enough to find it, no more (`/package/status` answers anyone).
+const QUOTED_CELL_CHARS: usize = 40;
+
+/// A cell as an error quotes it: cut at [`QUOTED_CELL_CHARS`] characters, marked with `…` when cut.
+fn quoted(raw: &str) -> String {
+    let mut chars = raw.chars();
+    let mut shown: String = chars.by_ref().take(QUOTED_CELL_CHARS).collect();
+    if chars.next().is_some() {
+        shown.push('…');
+    }
+    shown
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn errors_quote_at_most_a_short_piece_of_the_cell() {
+        let long = "9".repeat(30) + &"x".repeat(1000);
+        let message = read_value(&long, &typed("integer")).unwrap_err().to_string();
+        assert!(message.len() < 80, "{message}");
+        assert!(message.contains('…'), "{message}");
+        assert_eq!(quoted("12x"), "12x");
+    }
 
     fn typed(data_type: &str) -> ValueFormat {
         ValueFormat {
