@@ -65,6 +65,17 @@ pub trait PackageRepository: Send + Sync {
     /// Every package, ordered by id; the search index is rebuilt from this.
     async fn list(&self) -> RepoResult<Vec<PackageRecord>>;
     async fn list_by_owner(&self, owner: &UserId) -> RepoResult<Vec<PackageRecord>>;
+    /// Counts over every package, private ones too, without reading any record whole.
+    async fn counts(&self) -> RepoResult<RegistryCounts>;
+}
+
+/// What `/package/stats` answers: packages, the sum of their `count_of_rows`, and distinct country codes
+/// (upper-cased) over their `countryCode`s.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RegistryCounts {
+    pub packages: u64,
+    pub rows: u64,
+    pub countries: u64,
 }
 
 /// A change to a running job, applied with its heartbeat.

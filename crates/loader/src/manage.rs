@@ -2,8 +2,6 @@
 //! parameters, statistics over every package, and the run-hooks payload. Callers check ownership first
 //! (`conductor_permissions::may_manage`).
 
-use std::collections::BTreeSet;
-
 use conductor_core::PackageId;
 use serde_json::{Value, json};
 
@@ -99,36 +97,14 @@ impl Loader {
         Ok(())
     }
 
-    /// Counts every package, private ones too (as the original): packages, rows, and distinct country codes.
+    /// Counts every package, private ones too (as the original): packages, rows, and distinct country codes,
+    /// counted by the database without reading the records.
     pub async fn stats(&self) -> Result<Stats, LoadError> {
-        let records = self.packages.list().await?;
-        let mut countries = BTreeSet::new();
-        let mut rows = 0u64;
-        for record in &records {
-            rows += record
-                .package
-                .get("count_of_rows")
-                .and_then(Value::as_u64)
-                .unwrap_or(0);
-            match record.package.get("countryCode") {
-                Some(Value::String(code)) => {
-                    countries.insert(code.to_ascii_uppercase());
-                }
-                Some(Value::Array(codes)) => {
-                    countries.extend(
-                        codes
-                            .iter()
-                            .filter_map(Value::as_str)
-                            .map(str::to_ascii_uppercase),
-                    );
-                }
-                _ => {}
-            }
-        }
+        let counts = self.packages.counts().await?;
         Ok(Stats {
-            num_packages: records.len() as u64,
-            num_records: rows,
-            num_countries: countries.len() as u64,
+            num_packages: counts.packages,
+            num_records: counts.rows,
+            num_countries: counts.countries,
         })
     }
 

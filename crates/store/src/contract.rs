@@ -207,6 +207,40 @@ async fn packages(repos: &Repositories) {
     assert_eq!(repos.packages.get(&second.id).await.unwrap(), None);
 }
 
+/// `/package/stats`'s counts: every package, the sum of `count_of_rows`, distinct country codes of either form.
+async fn package_counts(repos: &Repositories) {
+    let before = repos.packages.counts().await.unwrap();
+    let carol = UserId::from_email("carol@example.test");
+    let with = |name: &str, descriptor: serde_json::Value| PackageRecord {
+        package: descriptor,
+        ..package(&format!("{carol}:{name}"), true)
+    };
+    for record in [
+        with("a", json!({"count_of_rows": 9, "countryCode": "md"})),
+        with(
+            "b",
+            json!({"count_of_rows": 2000, "countryCode": ["MD", "gb", 7]}),
+        ),
+        with("c", json!({"count_of_rows": "many", "countryCode": {"x": 1}})),
+        with("d", json!({"private": true, "countryCode": ["FR"]})),
+    ] {
+        repos.packages.put(&record).await.unwrap();
+    }
+    let after = repos.packages.counts().await.unwrap();
+    assert_eq!(after.packages, before.packages + 4);
+    assert_eq!(after.rows, before.rows + 2009);
+    assert_eq!(after.countries, before.countries + 3, "MD, GB and FR");
+    // A replaced record counts as it is now.
+    repos
+        .packages
+        .put(&with("a", json!({"count_of_rows": 1})))
+        .await
+        .unwrap();
+    let replaced = repos.packages.counts().await.unwrap();
+    assert_eq!(replaced.rows, before.rows + 2001);
+    assert_eq!(replaced.countries, before.countries + 3, "MD is still b's");
+}
+
 async fn load_jobs(repos: &Repositories) {
     let owner = UserId::from_email("ada@example.test");
     let job = NewLoadJob {
@@ -447,6 +481,7 @@ async fn suite(db: TestDatabase) {
     users(repos).await;
     permissions(repos).await;
     packages(repos).await;
+    package_counts(repos).await;
     job_claims(repos).await;
     load_jobs(repos).await;
     login_states(repos).await;

@@ -10,7 +10,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use conductor_core::repo::{
     JobProgress, LoadJobRepository, LoginStateRepository, OutboxEntry, PackageRepository,
-    PermissionRepository, RepoError, RepoResult, SearchOutboxRepository, UserRepository, UsernameChange,
+    PermissionRepository, RegistryCounts, RepoError, RepoResult, SearchOutboxRepository, UserRepository,
+    UsernameChange,
 };
 use conductor_core::{
     Grantee, LoadJob, LoadStatus, LoginState, NewLoadJob, NewUser, PackageId, PackageRecord, PermissionGrant,
@@ -25,7 +26,7 @@ use diesel::upsert::excluded;
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 
 use crate::error::{Result, StoreError};
-use crate::rows::{LoadJobRow, LoginStateRow, NewLoadJobRow, PackageRow, PermissionRow, UserRow};
+use crate::rows::{LoadJobRow, LoginStateRow, NewLoadJobRow, PackageRow, PermissionRow, UserRow, corrupt};
 use crate::schema::{load_jobs, login_states, packages, permissions, search_outbox, users};
 
 const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/postgres");
@@ -381,6 +382,38 @@ macro_rules! impl_for_connection {
                         .into_iter()
                         .map(PackageRow::into_record)
                         .collect()
+                })
+                .await
+            }
+
+            async fn counts(&self) -> RepoResult<RegistryCounts> {
+                use diesel::sql_types::{BigInt, Nullable};
+                self.run(move |conn: &mut $conn| {
+                    // SUM of a BIGINT is NUMERIC on PostgreSQL; cast it back on both backends.
+                    let (count, rows): (i64, Option<i64>) = packages::table
+                        .select((
+                            diesel::dsl::count_star(),
+                            diesel::dsl::sql::<Nullable<BigInt>>("CAST(SUM(count_of_rows) AS BIGINT)"),
+                        ))
+                        .first(conn)
+                        .map_err(query_error)?;
+                    let code_lists: Vec<Option<String>> = packages::table
+                        .select(packages::country_codes)
+                        .filter(packages::country_codes.is_not_null())
+                        .distinct()
+                        .load(conn)
+                        .map_err(query_error)?;
+                    let mut countries = std::collections::BTreeSet::new();
+                    for list in code_lists.iter().flatten() {
+                        let codes: Vec<String> =
+                            serde_json::from_str(list).map_err(|e| corrupt("packages", e))?;
+                        countries.extend(codes);
+                    }
+                    Ok(RegistryCounts {
+                        packages: u64::try_from(count).unwrap_or(0),
+                        rows: rows.and_then(|r| u64::try_from(r).ok()).unwrap_or(0),
+                        countries: countries.len() as u64,
+                    })
                 })
                 .await
             }

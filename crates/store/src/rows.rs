@@ -11,7 +11,7 @@ use serde_json::{Map, Value};
 
 use crate::schema::{load_jobs, login_states, packages, permissions, users};
 
-fn corrupt(table: &str, detail: impl std::fmt::Display) -> RepoError {
+pub(crate) fn corrupt(table: &str, detail: impl std::fmt::Display) -> RepoError {
     RepoError::Corrupt(format!("{table}: {detail}"))
 }
 
@@ -88,6 +88,10 @@ pub(crate) struct PackageRow {
     pub loading_status: Option<String>,
     pub loaded: bool,
     pub last_update: i64,
+    /// Derived from `package` for `/package/stats` (the migration backfills it the same way).
+    pub count_of_rows: Option<i64>,
+    /// The descriptor's `countryCode`(s), upper-cased, distinct, sorted, as a JSON array; derived like the above.
+    pub country_codes: Option<String>,
 }
 
 impl PackageRow {
@@ -104,6 +108,14 @@ impl PackageRow {
             loading_status: record.loading_status.map(|s| s.as_str().to_owned()),
             loaded: record.loaded,
             last_update: record.last_update.as_millis(),
+            count_of_rows: record
+                .package
+                .get("count_of_rows")
+                .and_then(Value::as_u64)
+                .and_then(|n| i64::try_from(n).ok()),
+            country_codes: country_codes(&record.package)
+                .map(|codes| json(&Value::from(codes)))
+                .transpose()?,
         })
     }
 
@@ -125,6 +137,20 @@ impl PackageRow {
             last_update: Timestamp::from_millis(self.last_update),
         })
     }
+}
+
+/// A descriptor's `countryCode` (a string or a list of them), upper-cased, distinct and sorted.
+fn country_codes(package: &Value) -> Option<Vec<String>> {
+    let codes: std::collections::BTreeSet<String> = match package.get("countryCode")? {
+        Value::String(code) => std::iter::once(code.to_ascii_uppercase()).collect(),
+        Value::Array(codes) => codes
+            .iter()
+            .filter_map(Value::as_str)
+            .map(str::to_ascii_uppercase)
+            .collect(),
+        _ => return None,
+    };
+    Some(codes.into_iter().collect())
 }
 
 #[derive(Insertable)]

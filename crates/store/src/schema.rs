@@ -33,6 +33,8 @@ diesel::table! {
         loading_status -> Nullable<Text>,
         loaded -> Bool,
         last_update -> BigInt,
+        count_of_rows -> Nullable<BigInt>,
+        country_codes -> Nullable<Text>,
     }
 }
 

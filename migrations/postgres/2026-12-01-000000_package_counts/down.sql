@@ -1,0 +1,2 @@
+ALTER TABLE packages DROP COLUMN country_codes;
+ALTER TABLE packages DROP COLUMN count_of_rows;
