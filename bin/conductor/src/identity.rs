@@ -201,19 +201,21 @@ fn provider_configs(settings: &Settings) -> Result<Vec<ProviderConfig>, StartupE
         .collect()
 }
 
-/// The `dev` provider runs only where nobody else can reach it: a loopback base URL, outside production.
+/// The `dev` provider runs only where nobody else can reach it: a loopback base URL and a loopback listening
+/// address (a loopback base URL on `0.0.0.0` is reachable by anyone who reaches the port), outside production.
 fn dev_login_active(settings: &Settings) -> bool {
     if !settings.auth.dev_login {
         return false;
     }
-    let loopback = match settings.server.base_url.host() {
+    let base_url_loopback = match settings.server.base_url.host() {
         Some(url::Host::Domain(domain)) => domain.eq_ignore_ascii_case("localhost"),
         Some(url::Host::Ipv4(ip)) => IpAddr::V4(ip).is_loopback(),
         Some(url::Host::Ipv6(ip)) => IpAddr::V6(ip).is_loopback(),
         None => false,
     };
-    if !loopback {
-        tracing::warn!(base_url = %settings.server.base_url, "auth.dev_login is set but the base URL is not loopback: the dev provider stays off");
+    let bind_loopback = settings.server.bind.ip().is_loopback();
+    if !base_url_loopback || !bind_loopback {
+        tracing::warn!(base_url = %settings.server.base_url, bind = %settings.server.bind, "auth.dev_login is set but the base URL or the listening address is not loopback: the dev provider stays off");
     }
-    loopback && !settings.is_production()
+    base_url_loopback && bind_loopback && !settings.is_production()
 }

@@ -203,30 +203,15 @@ impl LoginFlow {
         self.allowlist.check(next, &self.base_url)
     }
 
-    /// Starts a login with `provider` that returns to `next`. `binding` is the browser's existing binding cookie,
-    /// reused so two logins in two tabs of one browser both work.
-    pub async fn begin(
-        &self,
-        provider: &str,
-        next: &str,
-        binding: Option<&str>,
-        now: Timestamp,
-    ) -> Result<BegunLogin, LoginError> {
+    /// Starts a login with `provider` that returns to `next`, bound to a fresh browser binding (never one the
+    /// browser presents: a cookie planted from a sibling subdomain would bind the victim's login to the planter).
+    pub async fn begin(&self, provider: &str, next: &str, now: Timestamp) -> Result<BegunLogin, LoginError> {
         let entry = self.provider(provider)?;
         let next = self.check_next(next)?;
         let client = self.client(entry, false).await?;
         let state = random_token()?;
         let nonce = random_token()?;
-        // The browser's existing binding is reused only if it has the shape of one we issued.
-        let reusable = |b: &&str| {
-            b.len() == 43
-                && b.bytes()
-                    .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_')
-        };
-        let binding = match binding.filter(reusable) {
-            Some(binding) => binding.to_owned(),
-            None => random_token()?,
-        };
+        let binding = random_token()?;
         let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
         let (state_for_url, nonce_for_url) = (state.clone(), nonce.clone());
         let mut request = client.authorize_url(

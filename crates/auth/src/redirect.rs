@@ -85,7 +85,13 @@ fn under(url: &Url, entry: &Url) -> bool {
     }
     let prefix = entry.path();
     let path = url.path();
-    prefix == "/" || path == prefix || path.starts_with(&format!("{}/", prefix.trim_end_matches('/')))
+    if prefix == "/" {
+        return true;
+    }
+    if conductor_core::url_path::hides_separator(path) {
+        return false;
+    }
+    path == prefix || path.starts_with(&format!("{}/", prefix.trim_end_matches('/')))
 }
 
 /// `next` with the token added: in the fragment (the default, so it never reaches a server log or a Referer), or
@@ -151,6 +157,9 @@ mod tests {
             "http://allowed.example/",
             "https://allowed.example:8443/",
             "http://127.0.0.1:8000/packagerx",
+            "http://127.0.0.1:8000/packager/..%2fadmin",
+            "/packager/..%5Cadmin",
+            "/packager/%2e%2e%2fadmin",
             "http://127.0.0.1:8000/",
             "/other",
             "",

@@ -7,6 +7,7 @@ pub mod clock;
 pub mod ids;
 pub mod records;
 pub mod repo;
+pub mod url_path;
 
 pub use clock::{Clock, SystemClock, Timestamp};
 pub use ids::{DatasetName, IdError, PackageId, UserId};

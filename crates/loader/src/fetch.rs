@@ -142,6 +142,9 @@ pub fn is_under(url: &Url, prefix: &Url) -> bool {
     }
     let base = prefix.path();
     let path = url.path();
+    if conductor_core::url_path::hides_separator(path) {
+        return false;
+    }
     match path.strip_prefix(base) {
         Some(rest) => base.ends_with('/') || rest.is_empty() || rest.starts_with('/'),
         None => false,

@@ -24,8 +24,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(web::resource("/oauth/{provider}/callback").get(callback));
 }
 
-/// Starts a login: checks `next`, stores the state, sets the binding cookie and sends the browser to the
-/// provider. For the `dev` provider: shows its form, or logs in at once given `email`.
+/// Starts a login: checks `next`, stores the state, sets a fresh binding cookie and sends the browser to the
+/// provider. For the `dev` provider: shows its form (which posts to [`dev_login_submit`]).
 async fn login(
     request: HttpRequest,
     provider: web::Path<String>,
@@ -38,17 +38,12 @@ async fn login(
             Ok(checked) => checked,
             Err(error) => return failure(&LoginError::BadNext(error)),
         };
-        return match params.get("email") {
-            Some(email) => dev_log_in(&identity, email, params.get("name"), checked).await,
-            None => pages::dev_login_form(request.path(), &next),
-        };
+        // A GET only shows the form: a link or an image tag must not log anybody in.
+        return pages::dev_login_form(request.path(), checked.as_str());
     }
-    let binding = request.cookie(BINDING_COOKIE).map(|c| c.value().to_owned());
-    match identity
-        .login
-        .begin(&provider, &next, binding.as_deref(), identity.clock.now())
-        .await
-    {
+    // Every login gets a fresh binding: reusing a presented cookie would let a cookie planted from a sibling
+    // subdomain bind the victim's login to the planter's browser.
+    match identity.login.begin(&provider, &next, identity.clock.now()).await {
         Ok(begun) => HttpResponse::SeeOther()
             .insert_header((header::LOCATION, begun.authorization_url.as_str()))
             .insert_header(no_store())

@@ -243,12 +243,17 @@ async fn run_hooks(
             "{pipeline} is not in loader.hook_allowlist"
         ))));
     }
+    let address = hook_address(&pipeline, &settings.loader.hook_allowlist)
+        .await
+        .map_err(|e| shape(forbidden(e)))?;
     let payload = loading.loader.hook_payload(&id).await.map_err(manage_error)?;
     let file = reqwest::multipart::Part::bytes(payload.to_string().into_bytes())
         .file_name("package-url.jsonld")
         .mime_str("application/ld+json")
         .map_err(ApiError::internal)?;
+    // Pinned to the address checked above, so a second DNS answer cannot point the post elsewhere.
     let client = reqwest::Client::builder()
+        .resolve(pipeline.host_str().unwrap_or_default(), address)
         .no_proxy()
         .redirect(reqwest::redirect::Policy::none())
         .timeout(std::time::Duration::from_secs(60))
@@ -284,6 +289,34 @@ async fn read_capped(mut response: reqwest::Response, limit: usize) -> String {
         }
     }
     String::from_utf8_lossy(&body).into_owned()
+}
+
+/// The address a hook is posted to: the host's, refused when it is loopback, private or link-local unless an
+/// allow-list entry names that very IP (the loader's rule for fetches).
+async fn hook_address(url: &url::Url, allowlist: &[String]) -> Result<std::net::SocketAddr, String> {
+    let host = url.host_str().ok_or_else(|| format!("{url} has no host"))?;
+    let port = url.port_or_known_default().unwrap_or(80);
+    let named_ips: Vec<std::net::IpAddr> = allowlist
+        .iter()
+        .filter_map(|entry| url::Url::parse(entry).ok())
+        .filter_map(|entry| entry.host_str()?.trim_matches(['[', ']']).parse().ok())
+        .collect();
+    let addresses = tokio::net::lookup_host((host.trim_matches(['[', ']']), port))
+        .await
+        .map_err(|e| format!("{host} does not resolve: {e}"))?;
+    let mut first_refused = None;
+    for address in addresses {
+        if !conductor_loader::fetch::forbidden(address.ip()) || named_ips.contains(&address.ip()) {
+            return Ok(address);
+        }
+        first_refused.get_or_insert(address.ip());
+    }
+    Err(match first_refused {
+        Some(ip) => {
+            format!("{host} resolves to {ip}, a private address; name that IP in loader.hook_allowlist")
+        }
+        None => format!("{host} does not resolve"),
+    })
 }
 
 fn hook_allowed(url: &url::Url, allowlist: &[String]) -> bool {
@@ -355,6 +388,10 @@ mod tests {
         assert!(!hook_allowed(
             &url("https://apps.openbudgets.eu/linkedpipes/execute-evil"),
             &no_slash
+        ));
+        assert!(!hook_allowed(
+            &url("https://apps.openbudgets.eu/linkedpipes/execute/..%2f..%2fadmin"),
+            &allow
         ));
         assert!(!hook_allowed(
             &url("http://apps.openbudgets.eu/linkedpipes/execute/x"),
