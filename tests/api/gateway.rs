@@ -47,7 +47,7 @@ async fn without_auto_migrate_readiness_waits_for_migrations() {
         let (status, body) = app.get_json("/readyz").await;
         assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{backend:?}");
         assert_eq!(
-            body["checks"]["database"], "2 migration(s) pending",
+            body["checks"]["database"], "3 migration(s) pending",
             "{backend:?}"
         );
     }

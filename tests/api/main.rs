@@ -10,6 +10,7 @@
 mod browser;
 mod datastore;
 mod gateway;
+mod hardening;
 mod logging;
 mod oidc;
 mod package;

@@ -301,3 +301,35 @@ async fn a_login_begun_on_one_replica_finishes_on_another() {
     let token = fragment_token(&landed).expect("a token");
     assert_eq!(profile(&first, &token).await["email"], "alice@example.test");
 }
+
+/// A binding cookie the browser already holds (one planted from a sibling subdomain, say) is never reused: the
+/// login gets a fresh one, so the planter's copy cannot finish the victim's login.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_presented_binding_cookie_is_never_reused() {
+    let setup = setup(Backend::Sqlite, false).await;
+    let planted = "A".repeat(43);
+    let login = Url::parse_with_params(&setup.app.url("/oauth/test/login"), [("next", &setup.next)]).unwrap();
+    let response = setup
+        .app
+        .client
+        .get(login)
+        .header(
+            "cookie",
+            format!("{}={planted}", conductor_auth::oidc::BINDING_COOKIE),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    let issued: Vec<String> = response
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .filter_map(|v| v.strip_prefix(&format!("{}=", conductor_auth::oidc::BINDING_COOKIE)))
+        .map(|v| v.split(';').next().unwrap_or_default().to_owned())
+        .collect();
+    assert_eq!(issued.len(), 1, "one binding cookie is set");
+    assert_ne!(issued[0], planted, "the presented cookie was reused");
+    assert_eq!(issued[0].len(), 43);
+}

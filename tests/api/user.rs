@@ -19,6 +19,16 @@ async fn check(app: &TestApp, token: Option<&str>) -> Value {
     body
 }
 
+/// Posts the `dev` provider's form for ada@example.test, returning to `next`.
+async fn dev_login(app: &TestApp, next: &str) -> reqwest::Response {
+    app.client
+        .post(app.url("/oauth/dev/login"))
+        .form(&[("email", "ada@example.test"), ("next", next)])
+        .send()
+        .await
+        .unwrap()
+}
+
 async fn authorize(app: &TestApp, token: &str, service: &str) -> (StatusCode, Value) {
     app.get_json(&format!("/user/authorize?jwt={token}&service={service}"))
         .await
@@ -344,11 +354,7 @@ async fn next_outside_the_allow_list_is_refused_before_any_redirect() {
         "javascript:alert(1)",
         "https://evil.test/",
     ] {
-        let url = app.url(&format!(
-            "/oauth/dev/login?email=ada@example.test&next={}",
-            urlencode(next)
-        ));
-        let response = app.client.get(url).send().await.unwrap();
+        let response = dev_login(&app, next).await;
         assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{next}");
         assert!(response.headers().get("location").is_none(), "{next}");
         assert!(
@@ -358,11 +364,7 @@ async fn next_outside_the_allow_list_is_refused_before_any_redirect() {
                 .starts_with("text/html")
         );
     }
-    let ok = app.url(&format!(
-        "/oauth/dev/login?email=ada@example.test&next={}",
-        urlencode("https://allowed.example/x")
-    ));
-    let response = app.client.get(ok).send().await.unwrap();
+    let response = dev_login(&app, "https://allowed.example/x").await;
     assert_eq!(response.status(), StatusCode::SEE_OTHER);
     assert!(
         response.headers()["location"]
@@ -378,17 +380,15 @@ async fn the_dev_provider_is_off_unless_configured() {
     assert!(check(&app, None).await["providers"].get("dev").is_none());
     let response = app.get("/oauth/dev/login?email=ada@example.test").await;
     assert_eq!(response.status(), StatusCode::NOT_FOUND);
+    let response = dev_login(&app, app.base_url.as_str()).await;
+    assert_eq!(response.status(), StatusCode::NOT_FOUND);
 }
 
 #[tokio::test]
 async fn token_in_query_mode_puts_the_token_in_the_query() {
     let app = spawn_app_with(Backend::Sqlite, |s| s.auth.token_in_query = true).await;
     let next = format!("{}logged-in?x=1", app.base_url);
-    let url = app.url(&format!(
-        "/oauth/dev/login?email=ada@example.test&next={}",
-        urlencode(&next)
-    ));
-    let response = app.client.get(url).send().await.unwrap();
+    let response = dev_login(&app, &next).await;
     let location = response.headers()["location"].to_str().unwrap();
     assert!(location.starts_with(&format!("{next}&jwt=")), "{location}");
     assert_eq!(response.headers()["referrer-policy"], "no-referrer");

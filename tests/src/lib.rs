@@ -45,6 +45,8 @@ pub struct TestApp {
     /// `server.base_url`: the tokens' issuer.
     pub base_url: url::Url,
     pub client: reqwest::Client,
+    /// The port `/metrics` is served on alone, when the test set `server.metrics_bind`.
+    pub metrics_port: Option<u16>,
     /// The database the gateway runs on (its tables can be read with [`packages::count`]).
     pub database_url: String,
     handle: actix_web::dev::ServerHandle,
@@ -160,6 +162,7 @@ async fn spawn(
         .await
         .expect("the gateway starts");
     let port = application.port();
+    let metrics_port = application.metrics_port();
     let handle = application.handle();
     tokio::spawn(application.run_until_stopped());
     let client = reqwest::Client::builder()
@@ -172,6 +175,7 @@ async fn spawn(
         port,
         base_url,
         client,
+        metrics_port,
         database_url: database_url.to_owned(),
         handle,
         _database: None,
@@ -241,13 +245,8 @@ impl TestApp {
     pub async fn log_in(&self, email: &str) -> String {
         let response = self
             .client
-            .get(self.url(&format!(
-                "/oauth/dev/login?{}",
-                url::form_urlencoded::Serializer::new(String::new())
-                    .append_pair("email", email)
-                    .append_pair("next", self.base_url.as_str())
-                    .finish()
-            )))
+            .post(self.url("/oauth/dev/login"))
+            .form(&[("email", email), ("next", self.base_url.as_str())])
             .send()
             .await
             .expect("dev login answered");

@@ -43,13 +43,26 @@ pub fn userid_of(token: &str) -> String {
 /// Uploads `files` (path in the package → bytes) to the datastore under `dataset` and returns the URL of
 /// `datapackage.json`.
 pub async fn upload_files(app: &TestApp, token: &str, dataset: &str, files: &[(String, Vec<u8>)]) -> String {
+    let urls = upload_files_as(app, token, dataset, files, "application/octet-stream").await;
+    urls.get("datapackage.json")
+        .cloned()
+        .expect("a datapackage.json among the files")
+}
+
+/// Uploads `files` signed as `content_type` and returns the URL of each (without the signature).
+pub async fn upload_files_as(
+    app: &TestApp,
+    token: &str,
+    dataset: &str,
+    files: &[(String, Vec<u8>)],
+    content_type: &str,
+) -> std::collections::BTreeMap<String, String> {
     let owner = userid_of(token);
     let filedata: serde_json::Map<String, Value> = files
         .iter()
         .map(|(path, bytes)| {
             let md5 = STANDARD.encode(Md5::digest(bytes));
-            let spec =
-                json!({"md5": md5, "name": path, "length": bytes.len(), "type": "application/octet-stream"});
+            let spec = json!({"md5": md5, "name": path, "length": bytes.len(), "type": content_type});
             (path.clone(), spec)
         })
         .collect();
@@ -65,13 +78,11 @@ pub async fn upload_files(app: &TestApp, token: &str, dataset: &str, files: &[(S
         .expect("/datastore/ answered");
     assert_eq!(response.status(), StatusCode::OK, "signing the upload");
     let signed: Value = response.json().await.expect("JSON");
-    let mut descriptor_url = None;
+    let mut urls = std::collections::BTreeMap::new();
     for (path, bytes) in files {
         let file = &signed["filedata"][path];
         let mut url = url::Url::parse(file["upload_url"].as_str().expect("an upload_url")).expect("a URL");
-        if path == "datapackage.json" {
-            descriptor_url = Some(url.to_string());
-        }
+        urls.insert(path.clone(), url.to_string());
         for (name, values) in file["upload_query"].as_object().expect("upload_query") {
             url.query_pairs_mut()
                 .append_pair(name, values[0].as_str().expect("a value"));
@@ -80,7 +91,7 @@ pub async fn upload_files(app: &TestApp, token: &str, dataset: &str, files: &[(S
             .client
             .put(url)
             .header("Content-MD5", STANDARD.encode(Md5::digest(bytes)))
-            .header("Content-Type", "application/octet-stream")
+            .header("Content-Type", content_type)
             .body(bytes.clone())
             .send()
             .await
@@ -88,7 +99,7 @@ pub async fn upload_files(app: &TestApp, token: &str, dataset: &str, files: &[(S
             .status();
         assert_eq!(status, StatusCode::OK, "PUT {path}");
     }
-    descriptor_url.expect("a datapackage.json among the files")
+    urls
 }
 
 /// Every file of a fixture package, by its path inside the package.

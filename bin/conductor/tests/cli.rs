@@ -190,7 +190,7 @@ fn migrate_applies_the_schema_once() {
     let (code, _, stderr) = output(conductor(dir.path()).arg("migrate"));
     assert_eq!(code, 0, "{stderr}");
     assert!(
-        stderr.contains("applied 2 migration(s) to the sqlite database"),
+        stderr.contains("applied 3 migration(s) to the sqlite database"),
         "{stderr}"
     );
     let (code, _, stderr) = output(conductor(dir.path()).arg("migrate"));

@@ -80,7 +80,7 @@ mod tests {
         names.extend(std::iter::repeat_n("a".to_owned(), 5000));
         let columns = column_names(&names);
         assert_eq!(columns[..4], ["a_1", "a", "a_2", "a_3"]);
-        assert_eq!(columns[5000], "a_4999");
+        assert_eq!(columns[5000], "a_5000");
         let distinct: HashSet<&String> = columns.iter().collect();
         assert_eq!(distinct.len(), columns.len());
     }

@@ -132,7 +132,7 @@ mod tests {
     fn errors_quote_at_most_a_short_piece_of_the_cell() {
         let long = "9".repeat(30) + &"x".repeat(1000);
         let message = read_value(&long, &typed("integer")).unwrap_err().to_string();
-        assert!(message.len() < 80, "{message}");
+        assert!(!message.contains(&"x".repeat(11)), "{message}");
         assert!(message.contains('…'), "{message}");
         assert_eq!(quoted("12x"), "12x");
     }

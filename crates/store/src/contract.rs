@@ -14,7 +14,7 @@ async fn migrated(db: &TestDatabase) -> Database {
     let database = Database::open(&DatabaseUrl::parse(db.url()).unwrap(), 4).unwrap();
     assert!(database.pending_migrations().await.unwrap() > 0);
     let applied = database.migrate().await.unwrap();
-    assert_eq!(applied.len(), 2, "every migration of this build");
+    assert_eq!(applied.len(), 3, "every migration of this build");
     assert_eq!(database.pending_migrations().await.unwrap(), 0);
     assert!(
         database.migrate().await.unwrap().is_empty(),
