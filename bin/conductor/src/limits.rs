@@ -16,7 +16,7 @@ use actix_web::http::header;
 use actix_web::http::{ConnectionType, StatusCode};
 use actix_web::middleware::Next;
 use actix_web::web::Bytes;
-use actix_web::{Error, ResponseError, web};
+use actix_web::{Error, HttpResponse, ResponseError, web};
 use futures_util::{Stream, StreamExt};
 
 use crate::error::ApiError;
@@ -38,9 +38,7 @@ pub async fn refuse_encoded_bodies(
             "unsupported-content-encoding",
             "request bodies are accepted only uncompressed (no Content-Encoding)",
         );
-        let mut response = error.error_response();
-        response.head_mut().set_connection_type(ConnectionType::Close);
-        return Ok(req.into_response(response).map_into_right_body());
+        return Ok(req.into_response(closing(&error)).map_into_right_body());
     }
     Ok(next.call(req).await?.map_into_left_body())
 }
@@ -89,10 +87,15 @@ pub async fn body_deadline(
         "body-timeout",
         format!("the request body did not arrive within {} s", allowed.as_secs()),
     );
-    let mut timed_out = error.error_response();
-    timed_out.head_mut().set_connection_type(ConnectionType::Close);
     let (request, _) = response.into_parts();
-    Ok(ServiceResponse::new(request, timed_out).map_into_right_body())
+    Ok(ServiceResponse::new(request, closing(&error)).map_into_right_body())
+}
+
+/// `error` as the answer, closing the connection after it: what is left of the request is not worth reading.
+fn closing(error: &ApiError) -> HttpResponse {
+    let mut response = error.error_response();
+    response.head_mut().set_connection_type(ConnectionType::Close);
+    response
 }
 
 /// `payload`, failing with a timeout once `allowed` has passed since the request arrived.
@@ -207,9 +210,7 @@ pub async fn connection_cap(
             "too-many-connections",
             "this address holds too many open connections (server.max_connections_per_client)",
         );
-        let mut response = error.error_response();
-        response.head_mut().set_connection_type(ConnectionType::Close);
-        return Ok(req.into_response(response).map_into_right_body());
+        return Ok(req.into_response(closing(&error)).map_into_right_body());
     }
     Ok(next.call(req).await?.map_into_left_body())
 }
