@@ -18,6 +18,12 @@ pub const MAX_DISTINCT: usize = 5_000_000;
 /// The key column of every dimension table.
 pub const DIMENSION_KEY: &str = "_fdp__id_";
 
+/// The primary key of every fact table: a row id the database assigns, not the dimension ids, so rows with
+/// equal dimension values still load. os-api's engine (babbage) counts facts through the fact table's primary
+/// key, and the legacy FDP loader babbage was written against named it `_id` too. No column name made from a
+/// field can be it: those never start with `_`.
+pub const FACT_KEY: &str = "_id";
+
 /// A column's SQL type (tableschema-sql's mapping for the types a fiscal package uses).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SqlType {
