@@ -8,6 +8,7 @@
 )]
 
 mod browser;
+mod clients;
 mod datastore;
 mod gateway;
 mod hardening;

@@ -28,7 +28,7 @@ fn expected(name: &str) -> (i64, Vec<i64>) {
 }
 
 /// The registry record of `id` as its owner's search returns it.
-async fn record(app: &TestApp, user_token: &str, id: &str) -> Option<Value> {
+pub(crate) async fn record(app: &TestApp, user_token: &str, id: &str) -> Option<Value> {
     let (status, body) = app
         .get_json(&format!(
             "/search/package?jwt={user_token}&id={}",
@@ -443,7 +443,7 @@ async fn urls_outside_the_callers_prefixes_are_refused_without_a_connection() {
 }
 
 /// A package of `rows` generated rows: two dimensions and one measure.
-fn generated_package(rows: usize, bad_row: Option<usize>) -> Vec<(String, Vec<u8>)> {
+pub(crate) fn generated_package(rows: usize, bad_row: Option<usize>) -> Vec<(String, Vec<u8>)> {
     let descriptor = json!({
         "name": "generated",
         "title": "Generated",
@@ -645,6 +645,17 @@ async fn loads_and_updates_clear_the_os_api_cache_in_redis() {
         .unwrap();
     assert_eq!(response.status(), StatusCode::OK);
     assert!(!exists(&mut redis, &item), "update_params clears them too");
+    for publish in ["true", "false"] {
+        let item = cache_package(&mut redis, &id);
+        let (status, body) = app
+            .post_form(
+                &format!("/package/publish?jwt={token}&id={id}&publish={publish}"),
+                &[],
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert!(!exists(&mut redis, &item), "publish={publish} clears them too");
+    }
     assert!(
         exists(&mut redis, &neighbours_item),
         "another package's answers stay"

@@ -264,6 +264,7 @@ impl Loader {
             }
             Err(error) => {
                 tracing::warn!(job = job.id, package = %job.package_id, error = %error.detail(), "load failed");
+                self.mark_first_load_failed(&job.package_id).await;
                 let rows = shared.rows.load(Ordering::Relaxed) as i64;
                 // A job ended elsewhere had its staging tables dropped there, and the package's next job may
                 // already be filling new ones: leave them alone.
@@ -363,6 +364,7 @@ impl Loader {
 
         self.step(job, LoadStatus::ValidatingDatapackage, observer, shared)
             .await?;
+        self.list_first_load(&package_id, &url, &descriptor).await;
         let fact_table = fact_table_name(&job.owner, package_id.dataset());
         // Planning grows with the descriptor: it runs on a blocking thread, never on the threads that beat.
         let (descriptor, resource_index, fdp, star) = {
@@ -453,11 +455,8 @@ impl Loader {
         self.with_retries(|| self.registry.put(&record))
             .await
             .map_err(|e| LoadError::Database(e.to_string()))?;
-        match self.cache.clear(&package_id).await {
-            Ok(n) => tracing::debug!(package = %package_id, cleared = n, "os-api cache cleared"),
-            // The data is in: a stale os-api cache is worth a warning, not a failed load.
-            Err(e) => tracing::warn!(package = %package_id, error = %e, "could not clear the os-api cache"),
-        }
+        // The data is in: a stale os-api cache is worth a warning, not a failed load.
+        self.clear_cache(&package_id).await;
         Ok(Loaded {
             package: package_id,
             rows,
@@ -612,9 +611,7 @@ impl Loader {
             .delete(package)
             .await
             .map_err(|e| LoadError::Database(e.to_string()))?;
-        if let Err(e) = self.cache.clear(package).await {
-            tracing::warn!(package = %package, error = %e, "could not clear the os-api cache");
-        }
+        self.clear_cache(package).await;
         Ok(existed)
     }
 }

@@ -77,7 +77,17 @@ impl Loader {
             .put(&record)
             .await
             .map_err(|e| LoadError::Database(e.to_string()))?;
+        // What os-api may answer changed with the visibility: its cached answers go.
+        self.clear_cache(id).await;
         Ok(publish)
+    }
+
+    /// Clears os-api's cached answers for `id`; a failure is worth a warning, not a failed request.
+    pub(crate) async fn clear_cache(&self, id: &PackageId) {
+        match self.cache.clear(id).await {
+            Ok(n) => tracing::debug!(package = %id, cleared = n, "os-api cache cleared"),
+            Err(e) => tracing::warn!(package = %id, error = %e, "could not clear the os-api cache"),
+        }
     }
 
     /// Keeps the viewer's default parameters as `package.defaultParams = {"params": <string>}` and clears the
@@ -91,9 +101,7 @@ impl Loader {
             .put(&record)
             .await
             .map_err(|e| LoadError::Database(e.to_string()))?;
-        if let Err(e) = self.cache.clear(id).await {
-            tracing::warn!(package = %id, error = %e, "could not clear the os-api cache");
-        }
+        self.clear_cache(id).await;
         Ok(())
     }
 

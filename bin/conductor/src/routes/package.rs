@@ -3,7 +3,7 @@
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use conductor_auth::PermissionClaims;
-use conductor_core::{LoadJob, NewLoadJob, PackageId};
+use conductor_core::{LoadJob, PackageId};
 use conductor_loader::{ManageError, Publish};
 use conductor_permissions::{Holder, may_manage, may_upload};
 use serde::Deserialize;
@@ -61,29 +61,23 @@ async fn upload(
             format!("{raw:?} is not a URL"),
         ))
     })?;
-    let loader = &loading.loader;
-    // Refused before any connection is made.
-    loader
-        .policy(&claims.userid)
-        .check(&url)
-        .map_err(|e| shape(ApiError::bad_request("url-not-allowed", e.to_string())))?;
-    let (_, package_id) = loader
-        .read_descriptor(&url, &claims.userid)
+    let job = loading
+        .loader
+        .submit(&url, &claims.userid)
         .await
-        .map_err(|e| shape(ApiError::bad_request("unreadable-datapackage", e.to_string())))?;
-    let job = NewLoadJob {
-        package_id,
-        datapackage_url: url.to_string(),
-        owner: claims.userid.clone(),
-    };
-    let job = loader
-        .jobs
-        .enqueue(&job, loader.clock.now())
-        .await
-        .map_err(|e| shape(e.into()))?;
+        .map_err(|e| shape(submit_error(e)))?;
     tracing::info!(job = job.id, package = %job.package_id, "load queued");
     loading.wake.notify_one();
     Ok(HttpResponse::Ok().json(json!({"status": "queued", "progress": 0})))
+}
+
+fn submit_error(error: conductor_loader::SubmitError) -> ApiError {
+    use conductor_loader::SubmitError;
+    match error {
+        SubmitError::NotAllowed(reason) => ApiError::bad_request("url-not-allowed", reason),
+        SubmitError::Unreadable(reason) => ApiError::bad_request("unreadable-datapackage", reason),
+        SubmitError::Store(e) => e.into(),
+    }
 }
 
 /// The newest job for a datapackage URL.
