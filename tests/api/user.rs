@@ -393,3 +393,33 @@ async fn token_in_query_mode_puts_the_token_in_the_query() {
     assert!(location.starts_with(&format!("{next}&jwt=")), "{location}");
     assert_eq!(response.headers()["referrer-policy"], "no-referrer");
 }
+
+#[tokio::test]
+async fn the_web_client_provider_is_also_listed_as_google() {
+    let app = spawn_app_with(Backend::Sqlite, |s| {
+        s.auth.web_client_provider = Some("dev".into());
+    })
+    .await;
+    let providers = &check(&app, None).await["providers"];
+    assert_eq!(providers["google"], providers["dev"], "{providers}");
+    assert!(
+        providers["google"]["url"]
+            .as_str()
+            .unwrap()
+            .contains("/oauth/dev/login")
+    );
+}
+
+#[tokio::test]
+async fn the_base_url_is_always_an_allowed_next() {
+    // A deployment whose base URL is not the default, with the default allow-list.
+    let app = spawn_app_with(Backend::Sqlite, |s| {
+        s.auth.redirect_allowlist = vec!["http://127.0.0.1:8000/".into()];
+    })
+    .await;
+    let next = format!("{}viewer/", app.base_url);
+    let response = dev_login(&app, &next).await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    let location = response.headers()["location"].to_str().unwrap();
+    assert!(location.starts_with(&format!("{next}#jwt=")), "{location}");
+}

@@ -27,6 +27,8 @@ pub struct Identity {
     pub permissions: PermissionService,
     /// Whether the `dev` provider is active (configured, loopback base URL, not production).
     pub dev_login: bool,
+    /// The provider `/user/check` also lists as `google`, for the web clients (`auth.web_client_provider`).
+    pub google_alias: Option<String>,
     pub token_in_query: bool,
     pub base_url: Url,
     /// Cookies get `Secure` when the service is reached over https.
@@ -63,11 +65,23 @@ impl Identity {
                 "server.base_url {base:?} cannot be served in /user/lib"
             )));
         }
+        let dev_login = dev_login_active(settings);
+        let google_alias = settings.auth.web_client_provider.clone();
+        if let Some(alias) = &google_alias {
+            let known = login.providers().any(|(name, _)| name == alias)
+                || (dev_login && alias == conductor_auth::DEV_PROVIDER);
+            if !known {
+                return Err(StartupError::Identity(format!(
+                    "auth.web_client_provider names {alias:?}, which is not a configured (and active) provider"
+                )));
+            }
+        }
         Ok(Self {
             accounts,
             login,
             permissions,
-            dev_login: dev_login_active(settings),
+            dev_login,
+            google_alias,
             token_in_query: settings.auth.token_in_query,
             secure_cookies: base_url.scheme() == "https",
             base_url: base_url.clone(),

@@ -489,3 +489,19 @@ fn search_reindex_fills_an_empty_opensearch_from_the_database() {
         "{stderr}"
     );
 }
+
+#[test]
+fn a_web_client_provider_that_is_not_configured_stops_start_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let (code, _, stderr) = output(
+        conductor(dir.path())
+            .env("CONDUCTOR__SERVER__BIND", format!("127.0.0.1:{port}"))
+            .env("CONDUCTOR__AUTH__WEB_CLIENT_PROVIDER", "keycloak"),
+    );
+    assert_ne!(code, 0, "{stderr}");
+    assert!(
+        stderr.contains("auth.web_client_provider") && stderr.contains("keycloak"),
+        "{stderr}"
+    );
+}

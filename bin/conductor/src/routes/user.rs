@@ -70,6 +70,14 @@ async fn check(
             json!({"url": identity.login_url(&name, next), "name": display}),
         );
     }
+    // The web clients read `providers.google.url` only.
+    if let Some(listed) = identity
+        .google_alias
+        .as_ref()
+        .and_then(|alias| providers.get(alias).cloned())
+    {
+        providers.entry("google").or_insert(listed);
+    }
     Ok(HttpResponse::Ok().json(json!({"authenticated": false, "providers": providers})))
 }
 

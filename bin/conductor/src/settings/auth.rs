@@ -33,6 +33,9 @@ pub struct AuthSettings {
     pub providers: BTreeMap<String, ProviderSettings>,
     /// The `dev` provider: logs in any e-mail without an upstream. Only ever active on a loopback base URL.
     pub dev_login: bool,
+    /// The provider the web clients' login button uses: they read only `providers.google.url`, so `/user/check`
+    /// also lists this provider as `google` (when no provider is named `google` itself).
+    pub web_client_provider: Option<String>,
 }
 
 impl Default for AuthSettings {
@@ -46,6 +49,7 @@ impl Default for AuthSettings {
             token_in_query: false,
             providers: BTreeMap::new(),
             dev_login: false,
+            web_client_provider: None,
         }
     }
 }

@@ -399,12 +399,18 @@ impl Settings {
     }
 
     /// `auth.redirect_allowlist`, parsed.
+    /// `auth.redirect_allowlist`, and always the service's own `server.base_url`: a deployment that moves its
+    /// base URL can still log in back to its own pages.
     pub fn redirect_allowlist(&self) -> Result<conductor_auth::RedirectAllowlist, SettingsError> {
-        conductor_auth::RedirectAllowlist::new(&self.auth.redirect_allowlist).map_err(|e| {
-            SettingsError::Invalid {
-                key: "auth.redirect_allowlist",
-                message: e.to_string(),
-            }
+        let mut entries = self.auth.redirect_allowlist.clone();
+        entries.push(self.server.base_url.to_string());
+        Self::allowlist(&entries)
+    }
+
+    fn allowlist(entries: &[String]) -> Result<conductor_auth::RedirectAllowlist, SettingsError> {
+        conductor_auth::RedirectAllowlist::new(entries).map_err(|e| SettingsError::Invalid {
+            key: "auth.redirect_allowlist",
+            message: e.to_string(),
         })
     }
 
@@ -426,7 +432,8 @@ impl Settings {
             message,
         };
         match &self.server.cors.allowed_origins {
-            None => Ok(self.redirect_allowlist()?.origins()),
+            // The configured front-ends only: the service's own origin needs no CORS.
+            None => Ok(Self::allowlist(&self.auth.redirect_allowlist)?.origins()),
             Some(origins) => origins
                 .iter()
                 .map(|raw| {
