@@ -79,6 +79,22 @@ pub fn is_visible(record: &PackageRecord, viewer: Option<&UserId>) -> bool {
     is_public(record) || viewer.is_some_and(|viewer| owner_of(record) == viewer.as_str())
 }
 
+/// The whole registry record as the original wrote it to its cluster (reference §1.1): what os-api reads through
+/// os-package-registry (`model`, `package`, `loading_status`, ...), with `last_update` in float seconds.
+pub fn registry_document(record: &PackageRecord) -> Value {
+    serde_json::json!({
+        "id": record.id.to_string(),
+        "model": record.model,
+        "package": record.package,
+        "origin_url": record.origin_url,
+        "dataset": record.dataset,
+        "author": record.author,
+        "loading_status": record.loading_status.map(|s| s.as_str()),
+        "loaded": record.loaded,
+        "last_update": record.last_update.as_secs_f64(),
+    })
+}
+
 /// The document an index holds for a package: the registry fields a filter may name, without the Babbage model
 /// and resource schemas (which are never searched).
 pub fn indexed_document(record: &PackageRecord) -> Value {

@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 use url::Url;
 
 use crate::query::TEXT_FIELDS;
-use crate::{Filter, Result, SearchError, SearchIndex, SearchQuery, indexed_document, is_public, owner_of};
+use crate::{Filter, Result, SearchError, SearchIndex, SearchQuery, is_public, owner_of, registry_document};
 
 /// Every write waits until it is searchable, so visibility changes take effect at once.
 pub const DELETE_PARAMS: &[(&str, &str)] = &[("refresh", "wait_for")];
@@ -58,6 +58,14 @@ pub fn mapping() -> Value {
             "properties": {
                 "id": {"type": "keyword"},
                 "origin_url": {"type": "keyword"},
+                "dataset": {"type": "keyword"},
+                "loading_status": {"type": "keyword"},
+                // Kept in _source for os-api, never indexed, as the original's mapping had them.
+                "model": {"type": "object", "enabled": false},
+                "package": {"properties": {
+                    "model": {"type": "object", "enabled": false},
+                    "resources": {"properties": {"schema": {"type": "object", "enabled": false}}}
+                }},
                 "loaded": {"type": "boolean"},
                 "last_update": {"type": "double"},
                 "_owner": {"type": "keyword"},
@@ -67,9 +75,10 @@ pub fn mapping() -> Value {
     })
 }
 
-/// The document indexed for a package: the searchable registry fields plus the owner and visibility.
+/// The document indexed for a package: the whole registry record (os-api reads it through os-package-registry)
+/// plus the owner and visibility the searches filter on.
 pub fn document(record: &PackageRecord) -> Value {
-    let mut document = indexed_document(record);
+    let mut document = registry_document(record);
     document["_owner"] = json!(owner_of(record));
     document["_public"] = json!(is_public(record));
     document
