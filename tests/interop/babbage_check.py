@@ -245,8 +245,10 @@ def close(expected, got, scale=0.0):
 def shown(value):
     if value is None or isinstance(value, (bool, int, float, str)):
         return value
-    if isinstance(value, tuple):
+    if isinstance(value, (tuple, list)):
         return [shown(v) for v in value]
+    if isinstance(value, dict):
+        return {k: shown(v) for k, v in value.items()}
     return str(value)
 
 
