@@ -12,6 +12,7 @@ mod clients;
 mod datastore;
 mod gateway;
 mod hardening;
+mod interop;
 mod logging;
 mod oidc;
 mod package;

@@ -58,7 +58,7 @@ fn dimension_columns(model: &Value) -> BTreeMap<String, Vec<String>> {
     tables
 }
 
-async fn load(app: &TestApp, token: &str, name: &str) -> (String, Vec<String>, Value) {
+pub(crate) async fn load(app: &TestApp, token: &str, name: &str) -> (String, Vec<String>, Value) {
     let url = upload_files(app, token, name, &package_files(&fixture(name))).await;
     let (status, body) = start_load(app, token, &url).await;
     assert_eq!(

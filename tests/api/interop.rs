@@ -1,0 +1,79 @@
+//! os-api reads what we load: its own engine, babbage 0.4.0 (`tests/interop/babbage_check.py`), queried over
+//! every fixture package after Conductor loaded it over HTTP, on each backend. The test command installs babbage
+//! (`ensure_babbage_peer`); without it this fails, it never skips.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use conductor_tests::packages::{fixture, permission_token, userid_of};
+use conductor_tests::{Backend, spawn_app};
+use serde_json::Value;
+
+use crate::package::{load, record};
+
+/// The database URL as SQLAlchemy (babbage's) spells it.
+fn sqlalchemy_url(database_url: &str) -> String {
+    if let Some(path) = database_url.strip_prefix("sqlite://") {
+        // Three slashes and the absolute path (which brings the fourth).
+        format!("sqlite:///{path}")
+    } else if let Some(rest) = database_url.strip_prefix("postgres://") {
+        format!("postgresql://{rest}")
+    } else {
+        database_url.to_owned()
+    }
+}
+
+async fn babbage_reads_every_fixture(backend: Backend) {
+    let python = std::env::var_os("CONDUCTOR_TEST_BABBAGE_PYTHON")
+        .expect("CONDUCTOR_TEST_BABBAGE_PYTHON: babbage's Python (./scripts/test installs it)");
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("interop/babbage_check.py");
+    let app = spawn_app(backend).await;
+    let token = permission_token(&app, "os-api@example.org").await;
+    let user = app.log_in("os-api@example.org").await;
+    let owner = userid_of(&token);
+    let work = tempfile::tempdir().unwrap();
+    for name in ["os-packager-example", "boost-moldova", "ukgov-finances-cra"] {
+        let (_, _, last) = load(&app, &token, name).await;
+        assert_eq!(last["status"], "done", "{backend:?} {name}: {last}");
+        let descriptor: Value =
+            serde_json::from_slice(&std::fs::read(fixture(name).join("datapackage.json")).unwrap()).unwrap();
+        let id = format!("{owner}:{}", descriptor["name"].as_str().unwrap());
+        let listed = record(&app, &user, &id)
+            .await
+            .expect("the loaded package is listed");
+        let model = work.path().join(format!("{name}.model.json"));
+        std::fs::write(&model, listed["model"].to_string()).unwrap();
+        let checked = Command::new(&python)
+            .arg(&script)
+            .arg("--db-url")
+            .arg(sqlalchemy_url(&app.database_url))
+            .arg("--model")
+            .arg(&model)
+            .arg("--package")
+            .arg(fixture(name))
+            .output()
+            .expect("babbage's Python runs");
+        let stdout = String::from_utf8_lossy(&checked.stdout);
+        let stderr = String::from_utf8_lossy(&checked.stderr);
+        assert!(
+            checked.status.success(),
+            "{backend:?} {name}: babbage disagrees with the CSV\n{stdout}\n{stderr}"
+        );
+        let summary: Value = serde_json::from_str(stdout.lines().last().unwrap_or_default())
+            .unwrap_or_else(|e| panic!("{backend:?} {name}: no summary ({e}): {stdout}"));
+        assert!(
+            summary["rows"].as_i64().unwrap_or(0) > 0,
+            "{backend:?} {name}: {summary}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn babbage_reads_every_fixture_on_postgres() {
+    babbage_reads_every_fixture(Backend::Postgres).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn babbage_reads_every_fixture_on_sqlite() {
+    babbage_reads_every_fixture(Backend::Sqlite).await;
+}
