@@ -176,7 +176,7 @@ impl From<conductor_search::SearchError> for ApiError {
             E::InvalidJson(_) | E::InvalidSize(_) => {
                 Self::bad_request("invalid-parameter", error.to_string())
             }
-            E::Unavailable(_) | E::Index(_) | E::Missing(_) => {
+            E::Unavailable(_) | E::Index(_) | E::Missing(_) | E::Foreign(_) => {
                 tracing::warn!(%error, "search failed");
                 Self::unavailable("search is unavailable; try again shortly")
             }

@@ -89,6 +89,7 @@ impl Application {
         )?);
         let storage = web::Data::new(Storage::build(&settings, clock.clone())?);
         let search = SearchState::build(&settings, database.repositories(), clock.clone())?;
+        refuse_a_foreign_index(&search).await?;
         tokio::spawn(search.clone().sync_when_reachable());
         tokio::spawn(search.clone().drain_outbox_periodically());
         let loading = Loading::build(&settings, &database, &storage, &search, clock.clone())?;
@@ -237,6 +238,21 @@ fn serve_metrics(address: SocketAddr, metrics: web::Data<Metrics>) -> Result<(Se
     .run();
     tracing::info!(%address, port, "serving /metrics");
     Ok((server, port))
+}
+
+/// An index an existing deployment made stops start-up before anything could rebuild or re-point it. A cluster
+/// that does not answer yet is left to the background sync, whose rebuild makes the same check.
+async fn refuse_a_foreign_index(search: &SearchState) -> Result<(), StartupError> {
+    let checked =
+        tokio::time::timeout(Duration::from_secs(10), search.search.index().check_ownership()).await;
+    match checked {
+        Ok(Err(conductor_search::SearchError::Foreign(message))) => Err(StartupError::Search(message)),
+        Ok(Err(error)) => {
+            tracing::warn!(%error, "could not check who made the search index yet; the rebuild will");
+            Ok(())
+        }
+        Ok(Ok(())) | Err(_) => Ok(()),
+    }
 }
 
 /// Applies migrations, retrying with backoff while the database is unreachable: a PostgreSQL that starts after

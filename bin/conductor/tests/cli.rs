@@ -505,3 +505,6 @@ fn a_web_client_provider_that_is_not_configured_stops_start_up() {
         "{stderr}"
     );
 }
+
+#[path = "registry/import.rs"]
+mod registry_import;

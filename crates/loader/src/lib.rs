@@ -7,6 +7,7 @@ pub mod columns;
 pub mod descriptor;
 pub mod fdp;
 pub mod fetch;
+pub mod import;
 pub mod intake;
 pub mod job;
 pub mod manage;

@@ -35,6 +35,9 @@ pub enum SearchError {
     Missing(String),
     #[error("the search index failed: {0}")]
     Index(String),
+    /// The configured index or alias holds an index Conductor did not create: it is never rebuilt or moved.
+    #[error("{0}")]
+    Foreign(String),
 }
 
 pub type Result<T> = std::result::Result<T, SearchError>;
@@ -53,6 +56,11 @@ pub trait SearchIndex: Send + Sync {
     async fn rebuild(&self, records: &[PackageRecord]) -> Result<()>;
     /// How many packages the index holds.
     async fn count(&self) -> Result<u64>;
+    /// Fails with [`SearchError::Foreign`] when the configured index is not one this service made (an existing
+    /// deployment's, say), so nothing rebuilds or re-points it.
+    async fn check_ownership(&self) -> Result<()> {
+        Ok(())
+    }
 }
 
 /// Whether a package is visible to everyone: not private, and not marked unloaded (reference §4).

@@ -42,12 +42,17 @@ fn unavailable(error: impl std::fmt::Display) -> SearchError {
     SearchError::Unavailable(error.to_string())
 }
 
+/// The mark our indexes carry in their mapping's `_meta`.
+const CREATED_BY: &str = "conductor";
+
 /// The mapping of a packages index: visibility fields as keywords/booleans, strings as text with a keyword
 /// sub-field (exact and word matches), dates never guessed from strings.
 pub fn mapping() -> Value {
     json!({
         "settings": {"number_of_shards": 1},
         "mappings": {
+            // How check_ownership tells our indexes from an existing deployment's.
+            "_meta": {"created_by": CREATED_BY},
             "date_detection": false,
             "dynamic_templates": [{
                 "strings": {
@@ -224,6 +229,37 @@ impl OpenSearchIndex {
             .unwrap_or_default())
     }
 
+    /// The indexes behind the configured name that this service did not create: those without our mark and
+    /// without our `<alias>-<nanoseconds>` name (earlier releases wrote no mark), or an index named like the
+    /// alias itself (the original's layout before it used aliases).
+    async fn foreign_indexes(&self) -> Result<Vec<String>> {
+        let aliased = self.aliased().await?;
+        if aliased.is_empty() {
+            return match self
+                .call(Method::Get, &format!("/{}", self.alias), &[], None)
+                .await
+            {
+                Ok((status, _)) if status.is_success() => Ok(vec![self.alias.clone()]),
+                Ok(_) | Err(SearchError::Missing(_)) => Ok(Vec::new()),
+                Err(other) => Err(other),
+            };
+        }
+        let mut foreign = Vec::new();
+        for index in aliased {
+            let ours_by_name = index
+                .strip_prefix(&format!("{}-", self.alias))
+                .is_some_and(|stamp| stamp.len() >= 16 && stamp.bytes().all(|b| b.is_ascii_digit()));
+            let (_, answer) = self
+                .call(Method::Get, &format!("/{index}/_mapping"), &[], None)
+                .await?;
+            let ours_by_mark = answer[&index]["mappings"]["_meta"]["created_by"] == CREATED_BY;
+            if !ours_by_name && !ours_by_mark {
+                foreign.push(index);
+            }
+        }
+        Ok(foreign)
+    }
+
     /// Moves the alias to `index` in one step, away from `old`.
     async fn point_alias(&self, index: &str, old: &[String]) -> Result<()> {
         let mut actions: Vec<Value> = old
@@ -302,8 +338,23 @@ impl SearchIndex for OpenSearchIndex {
             .unwrap_or_else(|| Ok(Vec::new()))
     }
 
-    /// Fills a fresh index, moves the alias to it in one step, and drops the old ones.
+    async fn check_ownership(&self) -> Result<()> {
+        let foreign = self.foreign_indexes().await?;
+        if foreign.is_empty() {
+            return Ok(());
+        }
+        Err(SearchError::Foreign(format!(
+            "search.opensearch.index {:?} holds {}, which Conductor did not create; it is left as it is. Import              that registry first (conductor registry import --from-cluster URL --index {}), then name another              alias in search.opensearch.index (or remove the old index once imported)",
+            self.alias,
+            foreign.join(", "),
+            self.alias
+        )))
+    }
+
+    /// Fills a fresh index, moves the alias to it in one step, and drops the old ones; never over an index this
+    /// service did not create.
     async fn rebuild(&self, records: &[PackageRecord]) -> Result<()> {
+        self.check_ownership().await?;
         let old = self.aliased().await?;
         let index = self.create_index().await?;
         for chunk in records.chunks(500) {

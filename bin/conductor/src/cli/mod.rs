@@ -1,8 +1,9 @@
 //! The `conductor` command line: `serve` (the default), `migrate`, `config show`, `keys generate`,
-//! `token mint`, `permissions grant|revoke|list`, `secrets encode|decode`, `search reindex`, `package load|remove`.
+//! `token mint`, `permissions grant|revoke|list`, `secrets encode|decode`, `search reindex`, `package load|remove`, `registry import`.
 
 mod identity;
 mod package;
+mod registry;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -70,6 +71,11 @@ enum Command {
         #[command(subcommand)]
         action: package::PackageCommand,
     },
+    /// An existing deployment's registry, moved in.
+    Registry {
+        #[command(subcommand)]
+        action: registry::RegistryCommand,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -125,6 +131,9 @@ pub fn run() -> ExitCode {
         } => actix_web::rt::System::new().block_on(reindex(settings)),
         Command::Package { action } => {
             actix_web::rt::System::new().block_on(package::package(settings, action))
+        }
+        Command::Registry { action } => {
+            actix_web::rt::System::new().block_on(registry::registry(settings, action))
         }
     };
     match outcome {
