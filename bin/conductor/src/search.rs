@@ -45,7 +45,8 @@ impl SearchState {
                     .ok_or_else(|| StartupError::Search("search.opensearch.url is required".into()))?;
                 Arc::new(
                     OpenSearchIndex::new(url, &config.index)
-                        .map_err(|e| StartupError::Search(e.to_string()))?,
+                        .map_err(|e| StartupError::Search(e.to_string()))?
+                        .with_document_type(config.document_type.clone()),
                 )
             }
         };

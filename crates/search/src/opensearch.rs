@@ -28,6 +28,9 @@ pub const INDEX_PARAMS: &[(&str, &str)] = &[("refresh", "wait_for"), ("require_a
 pub struct OpenSearchIndex {
     client: OpenSearch,
     alias: String,
+    /// Documents under this type (`package`, as the original wrote them) instead of `_doc`: for clusters that
+    /// still have types, where an unchanged os-api reads through os-package-registry's typed endpoints.
+    document_type: Option<String>,
 }
 
 impl std::fmt::Debug for OpenSearchIndex {
@@ -78,6 +81,39 @@ pub fn mapping() -> Value {
             }
         }
     })
+}
+
+/// The index-creation body: the mapping as it is, or under `document_type` for a cluster with types.
+pub fn mapping_for(document_type: Option<&str>) -> Value {
+    let mut body = mapping();
+    if let Some(document_type) = document_type {
+        body["mappings"] = json!({document_type: body["mappings"].take()});
+    }
+    body
+}
+
+/// The query parameter a typed mapping needs on a cluster answering `GET /` with `root`: none on
+/// Elasticsearch 5 and 6, `include_type_name=true` on Elasticsearch 7 and OpenSearch 1; later versions have no
+/// types at all.
+pub fn typed_mapping_param(
+    root: &Value,
+) -> std::result::Result<Option<(&'static str, &'static str)>, String> {
+    let version = root["version"]["number"].as_str().unwrap_or_default();
+    let major: u32 = version
+        .split('.')
+        .next()
+        .and_then(|m| m.parse().ok())
+        .unwrap_or(0);
+    let opensearch = root["version"]["distribution"] == "opensearch";
+    match (opensearch, major) {
+        (false, 5 | 6) => Ok(None),
+        (false, 7) | (true, 1) => Ok(Some(("include_type_name", "true"))),
+        _ => Err(format!(
+            "search.opensearch.document_type needs a cluster with document types (Elasticsearch 5 to 7, OpenSearch \
+             1); this one is {} {version}",
+            if opensearch { "OpenSearch" } else { "Elasticsearch" }
+        )),
+    }
 }
 
 /// The document indexed for a package: the whole registry record (os-api reads it through os-package-registry)
@@ -154,7 +190,28 @@ impl OpenSearchIndex {
         Ok(Self {
             client: OpenSearch::new(transport),
             alias: alias.to_owned(),
+            document_type: None,
         })
+    }
+
+    /// Writes documents under `document_type` (`search.opensearch.document_type`) instead of `_doc`.
+    pub fn with_document_type(mut self, document_type: Option<String>) -> Self {
+        self.document_type = document_type;
+        self
+    }
+
+    fn document_path(&self, index: &str, id: &str) -> String {
+        let kind = self.document_type.as_deref().unwrap_or("_doc");
+        format!("/{index}/{kind}/{}", encode(id))
+    }
+
+    /// `require_alias` exists only on clusters without types (OpenSearch, Elasticsearch 7.10 and later).
+    fn index_params(&self) -> &'static [(&'static str, &'static str)] {
+        if self.document_type.is_some() {
+            DELETE_PARAMS
+        } else {
+            INDEX_PARAMS
+        }
     }
 
     async fn call(
@@ -206,8 +263,19 @@ impl OpenSearchIndex {
             .unwrap_or_default()
             .as_nanos();
         let name = format!("{}-{stamp}", self.alias);
+        let params: Vec<(&str, &str)> = match &self.document_type {
+            None => Vec::new(),
+            Some(_) => {
+                let (_, root) = self.call(Method::Get, "/", &[], None).await?;
+                typed_mapping_param(&root)
+                    .map_err(SearchError::Index)?
+                    .into_iter()
+                    .collect()
+            }
+        };
+        let body = mapping_for(self.document_type.as_deref());
         let (status, answer) = self
-            .call(Method::Put, &format!("/{name}"), &[], Some(mapping()))
+            .call(Method::Put, &format!("/{name}"), &params, Some(body))
             .await?;
         if !status.is_success() {
             return Err(SearchError::Index(format!("creating {name}: {answer}")));
@@ -252,7 +320,12 @@ impl OpenSearchIndex {
             let (_, answer) = self
                 .call(Method::Get, &format!("/{index}/_mapping"), &[], None)
                 .await?;
-            let ours_by_mark = answer[&index]["mappings"]["_meta"]["created_by"] == CREATED_BY;
+            // Typeless, or under the one type of a typed mapping.
+            let mappings = &answer[&index]["mappings"];
+            let ours_by_mark = mappings["_meta"]["created_by"] == CREATED_BY
+                || mappings
+                    .as_object()
+                    .is_some_and(|types| types.values().any(|t| t["_meta"]["created_by"] == CREATED_BY));
             if !ours_by_name && !ours_by_mark {
                 foreign.push(index);
             }
@@ -277,7 +350,7 @@ impl OpenSearchIndex {
     }
 
     async fn put_document(&self, index: &str, record: &PackageRecord, params: &[(&str, &str)]) -> Result<()> {
-        let path = format!("/{index}/_doc/{}", encode(&record.id.to_string()));
+        let path = self.document_path(index, &record.id.to_string());
         let (status, answer) = self
             .call(Method::Put, &path, params, Some(document(record)))
             .await?;
@@ -299,11 +372,11 @@ impl SearchIndex for OpenSearchIndex {
     }
 
     async fn upsert(&self, record: &PackageRecord) -> Result<()> {
-        self.put_document(&self.alias, record, INDEX_PARAMS).await
+        self.put_document(&self.alias, record, self.index_params()).await
     }
 
     async fn delete(&self, id: &PackageId) -> Result<()> {
-        let path = format!("/{}/_doc/{}", self.alias, encode(&id.to_string()));
+        let path = self.document_path(&self.alias, &id.to_string());
         let (status, answer) = self.call(Method::Delete, &path, DELETE_PARAMS, None).await?;
         if status.is_success() || status == StatusCode::NOT_FOUND {
             Ok(())
@@ -360,7 +433,11 @@ impl SearchIndex for OpenSearchIndex {
         for chunk in records.chunks(500) {
             let mut body = String::new();
             for record in chunk {
-                body.push_str(&json!({"index": {"_index": index, "_id": record.id.to_string()}}).to_string());
+                let mut action = json!({"_index": index, "_id": record.id.to_string()});
+                if let Some(document_type) = &self.document_type {
+                    action["_type"] = json!(document_type);
+                }
+                body.push_str(&json!({"index": action}).to_string());
                 body.push('\n');
                 body.push_str(&document(record).to_string());
                 body.push('\n');
@@ -462,5 +539,36 @@ mod tests {
         assert_eq!(must[4]["multi_match"]["fields"][0], "package.title^3");
         assert_eq!(body["sort"], json!(["_score"]));
         assert_eq!(body["size"], 100);
+    }
+
+    #[test]
+    fn typed_documents_are_written_the_way_each_cluster_version_takes_them() {
+        let typed = mapping_for(Some("package"));
+        assert_eq!(typed["mappings"]["package"]["_meta"]["created_by"], "conductor");
+        assert_eq!(
+            typed["mappings"]["package"]["properties"]["model"]["enabled"],
+            false
+        );
+        assert_eq!(mapping_for(None), mapping());
+        let root = |number: &str, distribution: Option<&str>| json!({"version": {"number": number, "distribution": distribution}});
+        assert_eq!(typed_mapping_param(&root("5.6.16", None)), Ok(None));
+        assert_eq!(typed_mapping_param(&root("6.8.23", None)), Ok(None));
+        let include = Some(("include_type_name", "true"));
+        assert_eq!(typed_mapping_param(&root("7.17.9", None)), Ok(include));
+        assert_eq!(
+            typed_mapping_param(&root("1.3.19", Some("opensearch"))),
+            Ok(include)
+        );
+        assert!(typed_mapping_param(&root("2.19.0", Some("opensearch"))).is_err());
+        assert!(typed_mapping_param(&root("8.15.0", None)).is_err());
+        let index = OpenSearchIndex::new(&Url::parse("http://127.0.0.1:9200").unwrap(), "packages")
+            .unwrap()
+            .with_document_type(Some("package".into()));
+        assert_eq!(index.document_path("packages", "a:b"), "/packages/package/a%3Ab");
+        assert_eq!(
+            index.index_params(),
+            DELETE_PARAMS,
+            "no require_alias where types exist"
+        );
     }
 }

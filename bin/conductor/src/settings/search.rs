@@ -28,6 +28,9 @@ pub struct OpenSearchSettings {
     pub url: Option<url::Url>,
     /// The alias the packages index lives behind (the original's `OS_ES_PACKAGES_INDEX_NAME`).
     pub index: String,
+    /// Write documents under this type (`package`) on a cluster that still has types (Elasticsearch 5 to 7,
+    /// OpenSearch 1), where an unchanged os-api reads them through os-package-registry's typed endpoints.
+    pub document_type: Option<String>,
 }
 
 impl Default for OpenSearchSettings {
@@ -35,6 +38,7 @@ impl Default for OpenSearchSettings {
         Self {
             url: None,
             index: "packages".to_owned(),
+            document_type: None,
         }
     }
 }
