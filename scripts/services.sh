@@ -136,6 +136,46 @@ ensure_babbage_peer() {
   export CONDUCTOR_TEST_BABBAGE_PYTHON="$venv/bin/python"
 }
 
+# os-package-registry 0.0.21, the library os-api reads the package registry with, for the interop check
+# tests/interop/registry_check.py: it records the library's own Elasticsearch 5 requests and replays them against
+# an index Conductor filled. Python 3.8 and the libraries of the library's era (tests/interop/requirements-registry.txt,
+# the whole closure pinned, so installed without resolving), in a venv of its own outside the clone; tests find
+# its interpreter through CONDUCTOR_TEST_REGISTRY_PYTHON. There is no fallback to another Python: without 3.8 this
+# fails.
+ensure_registry_peer() {
+  local venv="${CONDUCTOR_TEST_REGISTRY_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/conductor/venv-registry}"
+  local requirements=tests/interop/requirements-registry.txt
+  local is_38='import sys, venv; assert sys.version_info[:2] == (3, 8)'
+  local imports='import os_package_registry, elasticsearch, os_api_cache, urllib3, redis'
+  if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c "$is_38" 2>/dev/null; then
+    local python="" candidate root
+    root=$(pyenv root 2>/dev/null || true)
+    # The newest 3.8 of pyenv's (under ~/.pyenv, or wherever `pyenv root` says), else a python3.8 on PATH.
+    for candidate in $(ls -d "$HOME"/.pyenv/versions/3.8.*/bin/python3.8 ${root:+"$root"/versions/3.8.*/bin/python3.8} \
+      2>/dev/null | sort -V -r) "$(command -v python3.8 2>/dev/null || true)"; do
+      if [ -x "$candidate" ] && "$candidate" -c "$is_38" 2>/dev/null; then
+        python=$candidate
+        break
+      fi
+    done
+    if [ -z "$python" ]; then
+      echo "error: os-package-registry 0.0.21 is checked on Python 3.8, and none was found (looked in" \
+        "~/.pyenv/versions/3.8.*, \$(pyenv root)/versions/3.8.* and PATH); install it, e.g. \`pyenv install 3.8\`" >&2
+      return 1
+    fi
+    step "creating the os-package-registry venv at $venv with $python"
+    mkdir -p "$(dirname "$venv")"
+    "$python" -m venv --clear "$venv"
+  fi
+  if ! "$venv/bin/python" -c "$imports" >/dev/null 2>&1 || [ "$requirements" -nt "$venv/.requirements-registry" ]; then
+    step "installing os-package-registry 0.0.21 and its era's libraries into $venv"
+    "$venv/bin/pip" install --quiet --disable-pip-version-check --no-deps -r "$requirements"
+    "$venv/bin/python" -c "$imports"
+    touch "$venv/.requirements-registry"
+  fi
+  export CONDUCTOR_TEST_REGISTRY_PYTHON="$venv/bin/python"
+}
+
 # s3s-fs 0.17.0, a real S3-compatible server (SigV4, presigned URLs, Content-MD5 checked, nothing kept from a
 # rejected PUT), for the S3 datastore tests. Built once into a cache outside the clone (about four minutes) and
 # reused; tests find it through CONDUCTOR_TEST_S3S_FS.
