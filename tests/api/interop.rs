@@ -77,3 +77,80 @@ async fn babbage_reads_every_fixture_on_postgres() {
 async fn babbage_reads_every_fixture_on_sqlite() {
     babbage_reads_every_fixture(Backend::Sqlite).await;
 }
+
+/// A record as the database holds it, the shape `registry_check.py` compares the library's answers with.
+fn record_json(record: &conductor_core::PackageRecord) -> Value {
+    serde_json::json!({
+        "id": record.id.to_string(),
+        "model": record.model,
+        "package": record.package,
+        "origin_url": record.origin_url,
+        "dataset": record.dataset,
+        "author": record.author,
+        "loading_status": record.loading_status.map(|s| s.as_str()),
+        "loaded": record.loaded,
+        "last_update": record.last_update.as_millis(),
+    })
+}
+
+/// os-api's registry library, os-package-registry 0.0.21, finds what it reads in the documents our OpenSearch
+/// adapter wrote (`tests/interop/registry_check.py`: its own requests recorded, then replayed with only the
+/// typed-path and `hits.total` version differences mapped, against osmem).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn os_package_registry_reads_our_documents() {
+    let python = std::env::var_os("CONDUCTOR_TEST_REGISTRY_PYTHON")
+        .expect("CONDUCTOR_TEST_REGISTRY_PYTHON: os-package-registry's Python (./scripts/test installs it)");
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("interop/registry_check.py");
+    let osmem = conductor_search::testing::Osmem::start();
+    let cluster = osmem.url().clone();
+    let app = conductor_tests::spawn_app_with(Backend::Sqlite, |s| {
+        s.search.backend = conductor::settings::SearchBackend::OpenSearch;
+        s.search.opensearch.url = Some(cluster);
+    })
+    .await;
+    let token = permission_token(&app, "os-api@example.org").await;
+    let owner = userid_of(&token);
+    let database = conductor_store::Database::open(
+        &conductor_store::DatabaseUrl::parse(&app.database_url).unwrap(),
+        1,
+    )
+    .unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let mut command = Command::new(&python);
+    command
+        .arg(&script)
+        .arg("--opensearch")
+        .arg(osmem.url().as_str().trim_end_matches('/'))
+        .arg("--index")
+        .arg("packages");
+    for name in ["os-packager-example", "boost-moldova", "ukgov-finances-cra"] {
+        let (_, _, last) = load(&app, &token, name).await;
+        assert_eq!(last["status"], "done", "{name}: {last}");
+        let descriptor: Value =
+            serde_json::from_slice(&std::fs::read(fixture(name).join("datapackage.json")).unwrap()).unwrap();
+        let id =
+            conductor_core::PackageId::parse(&format!("{owner}:{}", descriptor["name"].as_str().unwrap()))
+                .unwrap();
+        let stored = database
+            .repositories()
+            .packages
+            .get(&id)
+            .await
+            .unwrap()
+            .expect("the record");
+        let path = work.path().join(format!("{name}.record.json"));
+        std::fs::write(&path, record_json(&stored).to_string()).unwrap();
+        command.arg("--record").arg(path);
+    }
+    let checked = command.output().expect("os-package-registry's Python runs");
+    let stdout = String::from_utf8_lossy(&checked.stdout);
+    let stderr = String::from_utf8_lossy(&checked.stderr);
+    assert!(
+        checked.status.success(),
+        "os-package-registry does not find what it reads\n{stdout}\n{stderr}"
+    );
+    let summary: Value = serde_json::from_str(stdout.lines().last().unwrap_or_default())
+        .unwrap_or_else(|e| panic!("no summary ({e}): {stdout}"));
+    assert_eq!(summary["documents"], 3, "{summary}");
+    assert_eq!(summary["differences"], 0, "{summary}");
+}

@@ -90,7 +90,7 @@ pub fn is_visible(record: &PackageRecord, viewer: Option<&UserId>) -> bool {
 /// The whole registry record as the original wrote it to its cluster (reference §1.1): what os-api reads through
 /// os-package-registry (`model`, `package`, `loading_status`, ...), with `last_update` in float seconds.
 pub fn registry_document(record: &PackageRecord) -> Value {
-    serde_json::json!({
+    let mut document = serde_json::json!({
         "id": record.id.to_string(),
         "model": record.model,
         "package": record.package,
@@ -100,7 +100,15 @@ pub fn registry_document(record: &PackageRecord) -> Value {
         "loading_status": record.loading_status.map(|s| s.as_str()),
         "loaded": record.loaded,
         "last_update": record.last_update.as_secs_f64(),
-    })
+    });
+    // A package not loaded yet has no model, and the original's document then had no `model` key at all
+    // (os-package-registry's get_model raises KeyError for it, as os-api expects).
+    if record.model.as_object().is_some_and(serde_json::Map::is_empty)
+        && let Some(fields) = document.as_object_mut()
+    {
+        fields.remove("model");
+    }
+    document
 }
 
 /// The document an index holds for a package: the registry fields a filter may name, without the Babbage model
