@@ -31,6 +31,7 @@ pub struct OpenSearchIndex {
     /// Documents under this type (`package`, as the original wrote them) instead of `_doc`: for clusters that
     /// still have types, where an unchanged os-api reads through os-package-registry's typed endpoints.
     document_type: Option<String>,
+    rebuilding: std::sync::Arc<tokio::sync::Mutex<()>>,
 }
 
 impl std::fmt::Debug for OpenSearchIndex {
@@ -191,6 +192,7 @@ impl OpenSearchIndex {
             client: OpenSearch::new(transport),
             alias: alias.to_owned(),
             document_type: None,
+            rebuilding: std::sync::Arc::default(),
         })
     }
 
@@ -427,8 +429,10 @@ impl SearchIndex for OpenSearchIndex {
     /// Fills a fresh index, moves the alias to it in one step, and drops the old ones; never over an index this
     /// service did not create.
     async fn rebuild(&self, records: &[PackageRecord]) -> Result<()> {
+        // One rebuild at a time in this process: two at once (the start-up sync, and a write that found the
+        // alias missing) would each point the alias at their own index, and every package would be found twice.
+        let _one_at_a_time = self.rebuilding.lock().await;
         self.check_ownership().await?;
-        let old = self.aliased().await?;
         let index = self.create_index().await?;
         for chunk in records.chunks(500) {
             let mut body = String::new();
@@ -461,6 +465,8 @@ impl SearchIndex for OpenSearchIndex {
                 return Err(SearchError::Index(format!("bulk indexing: {answer}")));
             }
         }
+        // Read just before the move, so an index another replica pointed the alias at meanwhile leaves it too.
+        let old = self.aliased().await?;
         self.point_alias(&index, &old).await?;
         for previous in old {
             self.call(Method::Delete, &format!("/{previous}"), &[], None)

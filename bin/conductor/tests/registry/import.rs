@@ -160,9 +160,12 @@ async fn serve_refuses_an_alias_on_an_index_it_did_not_make() {
         .await
         .unwrap();
     assert!(created.status().is_success(), "{}", created.text().await.unwrap());
+    let (dump, ada, _) = dump();
+    let original: Value = serde_json::from_str(dump.lines().next().unwrap()).unwrap();
+    let id = original["_id"].as_str().unwrap().to_owned();
     let indexed = client
-        .put(format!("{cluster}/packages-0/_doc/someone:budget?refresh=true"))
-        .json(&json!({"id": "someone:budget", "package": {"name": "budget"}}))
+        .put(format!("{cluster}/packages-0/_doc/{id}?refresh=true"))
+        .json(&original["_source"])
         .send()
         .await
         .unwrap();
@@ -192,7 +195,7 @@ async fn serve_refuses_an_alias_on_an_index_it_did_not_make() {
         "the alias still points there: {alias}"
     );
     let kept: Value = client
-        .get(format!("{cluster}/packages-0/_doc/someone:budget"))
+        .get(format!("{cluster}/packages-0/_doc/{id}"))
         .send()
         .await
         .unwrap()
@@ -200,4 +203,36 @@ async fn serve_refuses_an_alias_on_an_index_it_did_not_make() {
         .await
         .unwrap();
     assert_eq!(kept["found"], true, "the document is still there: {kept}");
+
+    // What the message says to do: import from the cluster, then serve on an alias of Conductor's own.
+    let (code, imported, stderr) = output(conductor(dir.path()).args([
+        "registry",
+        "import",
+        "--from-cluster",
+        &cluster,
+        "--index",
+        "packages",
+    ]));
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(imported.trim(), format!("package {id}: imported"), "{stderr}");
+    let port = free_port();
+    let _served = Served(
+        conductor(dir.path())
+            .env("OS_ELASTICSEARCH_ADDRESS", &cluster)
+            .env("OS_ES_PACKAGES_INDEX_NAME", "conductor-packages")
+            .env("CONDUCTOR__SERVER__BIND", format!("127.0.0.1:{port}"))
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_for(&format!("http://127.0.0.1:{port}/readyz"), 200).await;
+    let found: Value = reqwest::get(format!(
+        "http://127.0.0.1:{port}/search/package?package.owner=%22{ada}%22"
+    ))
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(found.as_array().map(Vec::len), Some(1), "{found}");
 }
