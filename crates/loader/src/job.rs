@@ -563,6 +563,7 @@ impl Loader {
         for job in &stale {
             tracing::warn!(job = job.id, package = %job.package_id, "failed a load job whose heartbeat stopped");
             self.drop_staging_of(job).await;
+            self.mark_first_load_failed(&job.package_id).await;
         }
         Ok(stale.len())
     }
