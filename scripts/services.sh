@@ -97,19 +97,15 @@ ensure_python_peers() {
   export CONDUCTOR_TEST_PYTHON="$venv/bin/python"
 }
 
-# babbage 0.4.0, os-api's query engine, for the interop check tests/interop/babbage_check.py: it reads loaded
-# packages as os-api does. Python 3.8 and the libraries of babbage's era (tests/interop/requirements-babbage.txt,
-# the whole closure pinned, so installed without resolving), in a venv of its own outside the clone; tests find
-# its interpreter through CONDUCTOR_TEST_BABBAGE_PYTHON. There is no fallback to another Python: without 3.8 this
-# fails.
-ensure_babbage_peer() {
-  local venv="${CONDUCTOR_TEST_BABBAGE_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/conductor/venv-babbage}"
-  local requirements=tests/interop/requirements-babbage.txt
+# A venv on Python 3.8 at $1 holding the pinned closure $2 (installed without resolving), checked by importing
+# $3; $4 names what it is for, in messages. Python 3.8 is pyenv's newest (under ~/.pyenv, or wherever `pyenv root`
+# says), else a python3.8 on PATH; there is no fallback to another Python: without 3.8 this fails.
+ensure_python38_venv() {
+  local venv=$1 requirements=$2 imports=$3 what=$4
   local is_38='import sys, venv; assert sys.version_info[:2] == (3, 8)'
   if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c "$is_38" 2>/dev/null; then
     local python="" candidate root
     root=$(pyenv root 2>/dev/null || true)
-    # The newest 3.8 of pyenv's (under ~/.pyenv, or wherever `pyenv root` says), else a python3.8 on PATH.
     for candidate in $(ls -d "$HOME"/.pyenv/versions/3.8.*/bin/python3.8 ${root:+"$root"/versions/3.8.*/bin/python3.8} \
       2>/dev/null | sort -V -r) "$(command -v python3.8 2>/dev/null || true)"; do
       if [ -x "$candidate" ] && "$candidate" -c "$is_38" 2>/dev/null; then
@@ -118,61 +114,39 @@ ensure_babbage_peer() {
       fi
     done
     if [ -z "$python" ]; then
-      echo "error: babbage 0.4.0 needs Python 3.8, and none was found (looked in ~/.pyenv/versions/3.8.*," \
+      echo "error: $what needs Python 3.8, and none was found (looked in ~/.pyenv/versions/3.8.*," \
         "\$(pyenv root)/versions/3.8.* and PATH); install it, e.g. \`pyenv install 3.8\`" >&2
       return 1
     fi
-    step "creating the babbage venv at $venv with $python"
+    step "creating the $what venv at $venv with $python"
     mkdir -p "$(dirname "$venv")"
     "$python" -m venv --clear "$venv"
   fi
-  if ! "$venv/bin/python" -c 'import babbage.cube, babbage.validation, sqlalchemy, psycopg2, flask' >/dev/null 2>&1 \
-    || [ "$requirements" -nt "$venv/.requirements-babbage" ]; then
-    step "installing babbage 0.4.0 and its era's libraries into $venv"
+  local stamp="$venv/.requirements-$(basename "$requirements" .txt)"
+  if ! "$venv/bin/python" -c "$imports" >/dev/null 2>&1 || [ "$requirements" -nt "$stamp" ]; then
+    step "installing $what and its era's libraries into $venv"
     "$venv/bin/pip" install --quiet --disable-pip-version-check --no-deps -r "$requirements"
-    "$venv/bin/python" -c 'import babbage.cube, babbage.validation, sqlalchemy, psycopg2, flask'
-    touch "$venv/.requirements-babbage"
+    "$venv/bin/python" -c "$imports"
+    touch "$stamp"
   fi
+}
+
+# babbage 0.4.0, os-api's query engine, for the interop check tests/interop/babbage_check.py: it reads loaded
+# packages as os-api does. Tests find its interpreter through CONDUCTOR_TEST_BABBAGE_PYTHON.
+ensure_babbage_peer() {
+  local venv="${CONDUCTOR_TEST_BABBAGE_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/conductor/venv-babbage}"
+  ensure_python38_venv "$venv" tests/interop/requirements-babbage.txt \
+    'import babbage.cube, babbage.validation, sqlalchemy, psycopg2, flask' "babbage 0.4.0"
   export CONDUCTOR_TEST_BABBAGE_PYTHON="$venv/bin/python"
 }
 
 # os-package-registry 0.0.21, the library os-api reads the package registry with, for the interop check
 # tests/interop/registry_check.py: it records the library's own Elasticsearch 5 requests and replays them against
-# an index Conductor filled. Python 3.8 and the libraries of the library's era (tests/interop/requirements-registry.txt,
-# the whole closure pinned, so installed without resolving), in a venv of its own outside the clone; tests find
-# its interpreter through CONDUCTOR_TEST_REGISTRY_PYTHON. There is no fallback to another Python: without 3.8 this
-# fails.
+# an index Conductor filled. Tests find its interpreter through CONDUCTOR_TEST_REGISTRY_PYTHON.
 ensure_registry_peer() {
   local venv="${CONDUCTOR_TEST_REGISTRY_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/conductor/venv-registry}"
-  local requirements=tests/interop/requirements-registry.txt
-  local is_38='import sys, venv; assert sys.version_info[:2] == (3, 8)'
-  local imports='import os_package_registry, elasticsearch, os_api_cache, urllib3, redis'
-  if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c "$is_38" 2>/dev/null; then
-    local python="" candidate root
-    root=$(pyenv root 2>/dev/null || true)
-    # The newest 3.8 of pyenv's (under ~/.pyenv, or wherever `pyenv root` says), else a python3.8 on PATH.
-    for candidate in $(ls -d "$HOME"/.pyenv/versions/3.8.*/bin/python3.8 ${root:+"$root"/versions/3.8.*/bin/python3.8} \
-      2>/dev/null | sort -V -r) "$(command -v python3.8 2>/dev/null || true)"; do
-      if [ -x "$candidate" ] && "$candidate" -c "$is_38" 2>/dev/null; then
-        python=$candidate
-        break
-      fi
-    done
-    if [ -z "$python" ]; then
-      echo "error: os-package-registry 0.0.21 is checked on Python 3.8, and none was found (looked in" \
-        "~/.pyenv/versions/3.8.*, \$(pyenv root)/versions/3.8.* and PATH); install it, e.g. \`pyenv install 3.8\`" >&2
-      return 1
-    fi
-    step "creating the os-package-registry venv at $venv with $python"
-    mkdir -p "$(dirname "$venv")"
-    "$python" -m venv --clear "$venv"
-  fi
-  if ! "$venv/bin/python" -c "$imports" >/dev/null 2>&1 || [ "$requirements" -nt "$venv/.requirements-registry" ]; then
-    step "installing os-package-registry 0.0.21 and its era's libraries into $venv"
-    "$venv/bin/pip" install --quiet --disable-pip-version-check --no-deps -r "$requirements"
-    "$venv/bin/python" -c "$imports"
-    touch "$venv/.requirements-registry"
-  fi
+  ensure_python38_venv "$venv" tests/interop/requirements-registry.txt \
+    'import os_package_registry, elasticsearch, os_api_cache, urllib3, redis' "os-package-registry 0.0.21"
   export CONDUCTOR_TEST_REGISTRY_PYTHON="$venv/bin/python"
 }
 
