@@ -136,7 +136,7 @@ ensure_python38_venv() {
 ensure_babbage_peer() {
   local venv="${CONDUCTOR_TEST_BABBAGE_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/conductor/venv-babbage}"
   ensure_python38_venv "$venv" tests/interop/requirements-babbage.txt \
-    'import babbage.cube, babbage.validation, sqlalchemy, psycopg2, flask' "babbage 0.4.0"
+    'import babbage.cube, babbage.validation, sqlalchemy, psycopg2, flask' "babbage 0.4.0" || return 1
   export CONDUCTOR_TEST_BABBAGE_PYTHON="$venv/bin/python"
 }
 
@@ -146,7 +146,7 @@ ensure_babbage_peer() {
 ensure_registry_peer() {
   local venv="${CONDUCTOR_TEST_REGISTRY_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/conductor/venv-registry}"
   ensure_python38_venv "$venv" tests/interop/requirements-registry.txt \
-    'import os_package_registry, elasticsearch, os_api_cache, urllib3, redis' "os-package-registry 0.0.21"
+    'import os_package_registry, elasticsearch, os_api_cache, urllib3, redis' "os-package-registry 0.0.21" || return 1
   export CONDUCTOR_TEST_REGISTRY_PYTHON="$venv/bin/python"
 }
 
