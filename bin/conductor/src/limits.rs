@@ -20,11 +20,12 @@ use actix_web::{Error, HttpResponse, ResponseError, web};
 use futures_util::{Stream, StreamExt};
 
 use crate::error::ApiError;
+use crate::middleware::BodyLimit;
 
 /// Refuses a body sent with any `Content-Encoding` but `identity` (415) on every route: inflating one before
 /// the size limit applies lets a few KiB cost gigabytes, and no client of ours compresses what it sends.
 pub async fn refuse_encoded_bodies(
-    req: ServiceRequest,
+    mut req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, Error> {
     let encoded = req
@@ -38,7 +39,25 @@ pub async fn refuse_encoded_bodies(
             "unsupported-content-encoding",
             "request bodies are accepted only uncompressed (no Content-Encoding)",
         );
-        return Ok(req.into_response(closing(&error)).map_into_right_body());
+        // The body is read (never inflated) and dropped, up to the body limit and within its deadline, so the
+        // client reads this answer instead of a connection reset; past the limit the connection is closed.
+        let limit = req.app_data::<web::Data<BodyLimit>>().map_or(0, |l| l.0);
+        let mut payload = req.parts_mut().1.take();
+        let mut read: u64 = 0;
+        let mut drained = true;
+        while let Some(chunk) = payload.next().await {
+            read += chunk.map_or(u64::MAX, |bytes| bytes.len() as u64);
+            if read > limit {
+                drained = false;
+                break;
+            }
+        }
+        let response = if drained {
+            error.error_response()
+        } else {
+            closing(&error)
+        };
+        return Ok(req.into_response(response).map_into_right_body());
     }
     Ok(next.call(req).await?.map_into_left_body())
 }

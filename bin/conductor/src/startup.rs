@@ -163,8 +163,9 @@ impl Application {
                 )
                 .wrap(from_fn(middleware::jsonp))
                 .wrap(from_fn(middleware::limit_body))
-                .wrap(from_fn(limits::body_deadline))
+                // The deadline wraps the refusal too: it drains what it refuses.
                 .wrap(from_fn(limits::refuse_encoded_bodies))
+                .wrap(from_fn(limits::body_deadline))
                 .wrap(from_fn(limits::connection_cap))
                 .wrap(cors(&cors_origins))
                 .wrap(from_fn(middleware::request_id_header))
