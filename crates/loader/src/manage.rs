@@ -5,7 +5,7 @@
 use conductor_core::PackageId;
 use serde_json::{Value, json};
 
-use crate::job::{LoadError, Loader};
+use crate::job::{LoadError, Loader, blocking, fact_table_of};
 
 /// `/package/publish`'s `publish` parameter.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -80,6 +80,36 @@ impl Loader {
         // What os-api may answer changed with the visibility: its cached answers go.
         self.clear_cache(id).await;
         Ok(publish)
+    }
+
+    /// Drops a package's tables and its registry record (and index entry), unless a load of it is queued or
+    /// running; returns whether the record existed.
+    pub async fn remove(&self, package: &PackageId) -> Result<bool, ManageError> {
+        if self
+            .jobs
+            .unfinished_for_package(package)
+            .await
+            .map_err(LoadError::from)?
+            .is_some()
+        {
+            return Err(ManageError::Busy(package.clone()));
+        }
+        Ok(self.remove_now(package).await?)
+    }
+
+    async fn remove_now(&self, package: &PackageId) -> Result<bool, LoadError> {
+        let fact_table = fact_table_of(package);
+        let warehouse = self.warehouse.clone();
+        blocking(move || warehouse.drop_tables(&fact_table))
+            .await
+            .map_err(|e| LoadError::Database(e.to_string()))?;
+        let existed = self
+            .registry
+            .delete(package)
+            .await
+            .map_err(|e| LoadError::Database(e.to_string()))?;
+        self.clear_cache(package).await;
+        Ok(existed)
     }
 
     /// Clears os-api's cached answers for `id`; a failure is worth a warning, not a failed request.

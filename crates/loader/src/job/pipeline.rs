@@ -1,6 +1,5 @@
-//! Running load jobs (DESIGN §7): one job from its datapackage URL to swapped-in tables, a saved registry record
-//! and a cleared os-api cache, reporting each step's status; the worker loop that claims jobs from the database;
-//! and the sweep that fails jobs whose worker stopped beating.
+//! One load job from its datapackage URL to swapped-in tables: each step's status recorded as it starts, the
+//! heartbeat beating throughout, the rows streamed on a blocking thread, the registry record saved after the swap.
 
 use std::collections::HashMap;
 use std::io::Read;
@@ -8,150 +7,25 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
-use async_trait::async_trait;
-use conductor_core::repo::{JobProgress, LoadJobRepository, PackageRepository, RepoError};
-use conductor_core::{Clock, DatasetName, LoadJob, LoadStatus, PackageId, PackageRecord, UserId};
-use conductor_search::Registry;
-use serde_json::{Value, json};
+use conductor_core::repo::JobProgress;
+use conductor_core::{DatasetName, LoadJob, LoadStatus, PackageId, UserId};
+use serde_json::Value;
 use url::Url;
 
+use super::record::registry_record;
+use super::{
+    DESCRIPTOR_TIMEOUT, LoadError, Loaded, Loader, MAX_DESCRIPTOR_BYTES, Observer, Shutdown, blocking,
+    fact_table_of,
+};
 use crate::babbage::{babbage_model, fact_table_name};
 use crate::descriptor::plan;
 use crate::fdp::{FdpModel, fields_to_model};
-use crate::fetch::{FetchError, FetchPolicy, Limited, Source};
+use crate::fetch::{FetchError, FetchPolicy, Limited};
 use crate::star::{StarBuilder, StarPlan, star_plan};
-use crate::table::{CsvFormat, TableError, TableReader};
+use crate::table::{CsvFormat, TableReader};
 use crate::values::Cell;
 use crate::vocabulary::Vocabulary;
-use crate::warehouse::{RowSink, StagingFeed, Warehouse, WarehouseError};
-
-/// The longest reading a datapackage.json may take (security-checklist §4.7's total limit).
-const DESCRIPTOR_TIMEOUT: Duration = Duration::from_secs(60);
-
-/// The largest datapackage.json read, and so the largest kept in the registry (the descriptor is read whole and
-/// stored with the record; resources are streamed). Real ones are a few KiB; MAX_FIELDS of them fit many times.
-pub const MAX_DESCRIPTOR_BYTES: u64 = 4 * 1024 * 1024;
-
-/// Why a load failed. Messages are for the package's owner: they name field, row and column, never internals.
-#[derive(Debug, thiserror::Error)]
-pub enum LoadError {
-    #[error("{0}")]
-    Fetch(#[from] FetchError),
-    #[error("the datapackage is not valid JSON: {0}")]
-    Json(String),
-    #[error("the datapackage is not valid: {0}")]
-    Invalid(String),
-    #[error("{0}")]
-    Table(#[from] TableError),
-    #[error("the datapackage's name is now {now:?}, not the {was:?} it had when it was uploaded")]
-    Renamed { was: String, now: String },
-    #[error("the database failed while loading; the previous data is unchanged")]
-    Database(String),
-    #[error("the load was stopped: its worker lost the job (its heartbeat stopped for too long)")]
-    JobEnded,
-    /// This process is shutting down; the job goes back to the queue.
-    #[error("the loading process stopped; the load will start again")]
-    Interrupted,
-}
-
-impl LoadError {
-    /// What goes into the logs (the database detail the user is not shown).
-    pub fn detail(&self) -> String {
-        match self {
-            Self::Database(detail) => detail.clone(),
-            other => other.to_string(),
-        }
-    }
-}
-
-impl From<RepoError> for LoadError {
-    fn from(error: RepoError) -> Self {
-        Self::Database(error.to_string())
-    }
-}
-
-/// Clears os-api's cache of a package (reference §5); a no-op when no Redis is configured.
-#[async_trait]
-pub trait ApiCache: Send + Sync {
-    async fn clear(&self, package: &PackageId) -> Result<u64, String>;
-}
-
-/// No os-api cache to clear.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct NoApiCache;
-
-#[async_trait]
-impl ApiCache for NoApiCache {
-    async fn clear(&self, _package: &PackageId) -> Result<u64, String> {
-        Ok(0)
-    }
-}
-
-/// Hears a job's progress as it happens (the CLI draws its progress bar from it).
-pub trait Observer: Send + Sync {
-    fn progress(&self, status: LoadStatus, rows: u64, bytes: u64, size: Option<u64>);
-}
-
-/// Hears nothing.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct Quiet;
-
-impl Observer for Quiet {
-    fn progress(&self, _: LoadStatus, _: u64, _: u64, _: Option<u64>) {}
-}
-
-/// The datastore URL prefixes of an owner (`UploadSigner::prefixes`).
-pub type Prefixes = Arc<dyn Fn(&UserId) -> Vec<String> + Send + Sync>;
-
-#[derive(Clone, Debug)]
-pub struct LoaderSettings {
-    pub fetch_allowlist: Vec<String>,
-    pub max_download: u64,
-    /// A job whose heartbeat is older than this is failed by any replica.
-    pub heartbeat_timeout: Duration,
-    /// A folder whose files an operator's command-line load may read (`file:` URLs); never set in the gateway.
-    pub operator_folder: Option<std::path::PathBuf>,
-}
-
-impl LoaderSettings {
-    /// How often a running job beats: often enough that a few missed beats never look like a dead worker.
-    pub fn heartbeat_interval(&self) -> Duration {
-        (self.heartbeat_timeout / 4).clamp(Duration::from_millis(100), Duration::from_secs(5))
-    }
-}
-
-/// Everything a load needs, as ports.
-#[derive(Clone)]
-pub struct Loader {
-    pub vocabulary: Arc<Vocabulary>,
-    pub jobs: Arc<dyn LoadJobRepository>,
-    pub packages: Arc<dyn PackageRepository>,
-    pub registry: Registry,
-    pub warehouse: Arc<dyn Warehouse>,
-    pub source: Arc<dyn Source>,
-    pub prefixes: Prefixes,
-    pub cache: Arc<dyn ApiCache>,
-    pub clock: Arc<dyn Clock>,
-    pub settings: LoaderSettings,
-    /// Set when this process shuts down: running loads stop and their jobs go back to the queue.
-    pub stopping: Shutdown,
-}
-
-impl std::fmt::Debug for Loader {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Loader")
-            .field("settings", &self.settings)
-            .finish_non_exhaustive()
-    }
-}
-
-/// What a finished load produced.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Loaded {
-    pub package: PackageId,
-    pub rows: u64,
-    pub fact_table: String,
-}
+use crate::warehouse::{RowSink, StagingFeed, WarehouseError};
 
 /// Progress shared between the streaming thread and the task that reports it.
 #[derive(Debug, Default)]
@@ -280,7 +154,7 @@ impl Loader {
     }
 
     /// Drops the staging tables of `job`'s package; a failure is logged (the next load of it drops them too).
-    async fn drop_staging_of(&self, job: &LoadJob) {
+    pub(super) async fn drop_staging_of(&self, job: &LoadJob) {
         let fact_table = fact_table_of(&job.package_id);
         let warehouse = self.warehouse.clone();
         if let Err(e) = blocking(move || warehouse.drop_staging(&fact_table)).await {
@@ -542,93 +416,6 @@ impl Loader {
             }
         }
     }
-
-    /// Takes the next job this worker may run, if any.
-    pub async fn claim(&self) -> Result<Option<LoadJob>, RepoError> {
-        self.jobs.claim(self.clock.now()).await
-    }
-
-    /// Fails the jobs whose heartbeat stopped for `heartbeat_timeout` and drops their staging tables; the
-    /// packages' current tables are untouched. Returns how many were failed.
-    pub async fn fail_stale_jobs(&self) -> Result<usize, RepoError> {
-        let now = self.clock.now();
-        let stale = self
-            .jobs
-            .fail_stale(
-                now.minus(self.settings.heartbeat_timeout),
-                "the load stopped: its worker went away (no heartbeat); the previous data is unchanged",
-                now,
-            )
-            .await?;
-        for job in &stale {
-            tracing::warn!(job = job.id, package = %job.package_id, "failed a load job whose heartbeat stopped");
-            self.drop_staging_of(job).await;
-            self.mark_first_load_failed(&job.package_id).await;
-        }
-        Ok(stale.len())
-    }
-
-    /// One worker: claims and runs jobs until the process stops, waking on `wake` or every second.
-    pub async fn work(&self, wake: Arc<tokio::sync::Notify>) {
-        while !self.stopping.is_set() {
-            match self.claim().await {
-                Ok(Some(job)) => {
-                    let _ = self.run(&job, &Quiet).await;
-                }
-                Ok(None) => {
-                    let _ = tokio::time::timeout(Duration::from_secs(1), wake.notified()).await;
-                }
-                Err(e) => {
-                    tracing::debug!(error = %e, "could not claim a load job");
-                    tokio::time::sleep(Duration::from_secs(2)).await;
-                }
-            }
-        }
-    }
-
-    /// Drops a package's tables and its registry record (and index entry), unless a load of it is queued or
-    /// running; returns whether the record existed.
-    pub async fn remove(&self, package: &PackageId) -> Result<bool, crate::manage::ManageError> {
-        if self
-            .jobs
-            .unfinished_for_package(package)
-            .await
-            .map_err(LoadError::from)?
-            .is_some()
-        {
-            return Err(crate::manage::ManageError::Busy(package.clone()));
-        }
-        Ok(self.remove_now(package).await?)
-    }
-
-    async fn remove_now(&self, package: &PackageId) -> Result<bool, LoadError> {
-        let fact_table = fact_table_of(package);
-        let warehouse = self.warehouse.clone();
-        blocking(move || warehouse.drop_tables(&fact_table))
-            .await
-            .map_err(|e| LoadError::Database(e.to_string()))?;
-        let existed = self
-            .registry
-            .delete(package)
-            .await
-            .map_err(|e| LoadError::Database(e.to_string()))?;
-        self.clear_cache(package).await;
-        Ok(existed)
-    }
-}
-
-/// A flag set once, to stop the workers.
-#[derive(Clone, Debug, Default)]
-pub struct Shutdown(Arc<AtomicBool>);
-
-impl Shutdown {
-    pub fn set(&self) {
-        self.0.store(true, Ordering::Relaxed);
-    }
-
-    pub fn is_set(&self) -> bool {
-        self.0.load(Ordering::Relaxed)
-    }
 }
 
 /// Rows expected in all, from the bytes read so far against the resource's size (exact once done).
@@ -639,11 +426,6 @@ fn estimate_total(rows: u64, bytes: u64, size: Option<u64>) -> Option<i64> {
     }
     let estimate = (rows as f64 * size as f64 / bytes as f64).round() as i64;
     Some(estimate.max(rows as i64))
-}
-
-/// The fact table of a package.
-pub fn fact_table_of(package: &PackageId) -> String {
-    fact_table_name(package.owner(), package.dataset())
 }
 
 /// A resource's data URL: its `path` (the first, if a list) resolved against the descriptor's URL, or its `url`.
@@ -659,70 +441,6 @@ fn resource_url(descriptor_url: &Url, resource: &Value) -> Result<Url, LoadError
     descriptor_url
         .join(raw)
         .map_err(|_| LoadError::Fetch(FetchError::InvalidUrl(raw.to_owned())))
-}
-
-/// The registry record of a finished load (reference §1.1, DESIGN §7): the user's descriptor with `owner`,
-/// `private` (a first load is private, a reload keeps the visibility), the FDP model and row counts; the
-/// author's e-mail hidden; `defaultParams` kept across reloads.
-#[allow(clippy::too_many_arguments)]
-fn registry_record(
-    id: &PackageId,
-    origin_url: &Url,
-    mut descriptor: Value,
-    fdp_model: &Value,
-    babbage: Value,
-    rows: u64,
-    previous: Option<&PackageRecord>,
-    clock: &dyn Clock,
-) -> PackageRecord {
-    let private = previous
-        .and_then(|p| p.package.get("private"))
-        .and_then(Value::as_bool)
-        .unwrap_or(true);
-    if let Some(package) = descriptor.as_object_mut() {
-        package.insert("owner".into(), json!(id.owner().as_str()));
-        package.insert("private".into(), json!(private));
-        package.insert("model".into(), fdp_model.clone());
-        package.insert("count_of_rows".into(), json!(rows));
-        if let Some(author) = package.get("author").and_then(Value::as_str) {
-            let hidden = hide_email(author);
-            package.insert("author".into(), json!(hidden));
-        }
-        if let Some(params) = previous.and_then(|p| p.package.get("defaultParams")) {
-            package.insert("defaultParams".into(), params.clone());
-        }
-    }
-    PackageRecord {
-        id: id.clone(),
-        model: babbage,
-        package: descriptor,
-        origin_url: origin_url.to_string(),
-        dataset: None,
-        author: None,
-        loading_status: Some(LoadStatus::Done),
-        loaded: true,
-        last_update: clock.now(),
-    }
-}
-
-/// The original's rule (`parseaddr`): `Name <someone@example.org>` becomes `Name <someone@not.shown>`; an author
-/// without an address stays as it is.
-pub fn hide_email(author: &str) -> String {
-    let trimmed = author.trim();
-    let (name, address) = match (trimmed.rfind('<'), trimmed.ends_with('>')) {
-        (Some(open), true) => (trimmed[..open].trim(), &trimmed[open + 1..trimmed.len() - 1]),
-        _ if trimmed.contains('@') && !trimmed.contains(' ') => ("", trimmed),
-        _ => return author.to_owned(),
-    };
-    let Some((local, _)) = address.trim().rsplit_once('@') else {
-        return author.to_owned();
-    };
-    let name = name.trim_matches('"');
-    if name.is_empty() {
-        format!("<{local}@not.shown>")
-    } else {
-        format!("{name} <{local}@not.shown>")
-    }
 }
 
 /// The resource to load, its FDP model and its star schema: the CPU-bound part of a load.
@@ -749,34 +467,6 @@ fn plan_load(
         .collect();
     let star = star_plan(&fdp, fact_table, &headers);
     Ok((load_plan.resource, fdp, star))
-}
-
-/// Runs blocking work (file and network reads, the database) off the async threads.
-async fn blocking<T, E, F>(work: F) -> Result<T, E>
-where
-    T: Send + 'static,
-    E: From<LoadErrorTask> + Send + 'static,
-    F: FnOnce() -> Result<T, E> + Send + 'static,
-{
-    tokio::task::spawn_blocking(work)
-        .await
-        .map_err(|e| E::from(LoadErrorTask(e.to_string())))?
-}
-
-/// A blocking task that panicked or was cancelled.
-#[derive(Debug)]
-pub struct LoadErrorTask(String);
-
-impl From<LoadErrorTask> for LoadError {
-    fn from(e: LoadErrorTask) -> Self {
-        Self::Database(format!("load task failed: {}", e.0))
-    }
-}
-
-impl From<LoadErrorTask> for WarehouseError {
-    fn from(e: LoadErrorTask) -> Self {
-        Self::Database(format!("load task failed: {}", e.0))
-    }
 }
 
 /// Feeds the warehouse from the CSV, counting rows and stopping when asked.
@@ -837,21 +527,9 @@ impl StagingFeed for Feed {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use serde_json::json;
 
-    #[test]
-    fn authors_lose_their_address_domain() {
-        assert_eq!(
-            hide_email("Jane Doe <jane@example.org>"),
-            "Jane Doe <jane@not.shown>"
-        );
-        assert_eq!(
-            hide_email("\"Doe, Jane\" <jane@example.org>"),
-            "Doe, Jane <jane@not.shown>"
-        );
-        assert_eq!(hide_email("jane@example.org"), "<jane@not.shown>");
-        assert_eq!(hide_email("Ministry of Finance"), "Ministry of Finance");
-    }
+    use super::*;
 
     #[test]
     fn resource_urls_resolve_against_the_descriptor() {

@@ -1,0 +1,114 @@
+//! Running load jobs (DESIGN §7), one concern a file: `pipeline` takes one job from its datapackage URL to
+//! swapped-in tables, a saved registry record and a cleared os-api cache, reporting each step's status; `worker`
+//! claims jobs from the database and sweeps those whose worker stopped beating; `record` is the registry record a
+//! load saves; `ports` are what a load reports to; `error` why it fails. This file holds the `Loader` they share.
+
+mod error;
+mod pipeline;
+mod ports;
+mod record;
+mod worker;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use conductor_core::repo::{LoadJobRepository, PackageRepository};
+use conductor_core::{Clock, PackageId};
+use conductor_search::Registry;
+
+pub use self::error::{LoadError, LoadErrorTask};
+pub use self::ports::{ApiCache, NoApiCache, Observer, Prefixes, Quiet};
+pub use self::record::hide_email;
+use crate::babbage::fact_table_name;
+use crate::fetch::Source;
+use crate::vocabulary::Vocabulary;
+use crate::warehouse::Warehouse;
+
+/// The longest reading a datapackage.json may take (security-checklist §4.7's total limit).
+const DESCRIPTOR_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The largest datapackage.json read, and so the largest kept in the registry (the descriptor is read whole and
+/// stored with the record; resources are streamed). Real ones are a few KiB; MAX_FIELDS of them fit many times.
+pub const MAX_DESCRIPTOR_BYTES: u64 = 4 * 1024 * 1024;
+
+#[derive(Clone, Debug)]
+pub struct LoaderSettings {
+    pub fetch_allowlist: Vec<String>,
+    pub max_download: u64,
+    /// A job whose heartbeat is older than this is failed by any replica.
+    pub heartbeat_timeout: Duration,
+    /// A folder whose files an operator's command-line load may read (`file:` URLs); never set in the gateway.
+    pub operator_folder: Option<std::path::PathBuf>,
+}
+
+impl LoaderSettings {
+    /// How often a running job beats: often enough that a few missed beats never look like a dead worker.
+    pub fn heartbeat_interval(&self) -> Duration {
+        (self.heartbeat_timeout / 4).clamp(Duration::from_millis(100), Duration::from_secs(5))
+    }
+}
+
+/// Everything a load needs, as ports.
+#[derive(Clone)]
+pub struct Loader {
+    pub vocabulary: Arc<Vocabulary>,
+    pub jobs: Arc<dyn LoadJobRepository>,
+    pub packages: Arc<dyn PackageRepository>,
+    pub registry: Registry,
+    pub warehouse: Arc<dyn Warehouse>,
+    pub source: Arc<dyn Source>,
+    pub prefixes: Prefixes,
+    pub cache: Arc<dyn ApiCache>,
+    pub clock: Arc<dyn Clock>,
+    pub settings: LoaderSettings,
+    /// Set when this process shuts down: running loads stop and their jobs go back to the queue.
+    pub stopping: Shutdown,
+}
+
+impl std::fmt::Debug for Loader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Loader")
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What a finished load produced.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Loaded {
+    pub package: PackageId,
+    pub rows: u64,
+    pub fact_table: String,
+}
+
+/// A flag set once, to stop the workers.
+#[derive(Clone, Debug, Default)]
+pub struct Shutdown(Arc<AtomicBool>);
+
+impl Shutdown {
+    pub fn set(&self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+
+    pub fn is_set(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// The fact table of a package.
+pub fn fact_table_of(package: &PackageId) -> String {
+    fact_table_name(package.owner(), package.dataset())
+}
+
+/// Runs blocking work (file and network reads, the database) off the async threads.
+pub(crate) async fn blocking<T, E, F>(work: F) -> Result<T, E>
+where
+    T: Send + 'static,
+    E: From<LoadErrorTask> + Send + 'static,
+    F: FnOnce() -> Result<T, E> + Send + 'static,
+{
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| E::from(LoadErrorTask(e.to_string())))?
+}
