@@ -6,6 +6,8 @@
 pub(crate) mod contract;
 #[cfg(feature = "embedded")]
 pub mod embedded;
+#[cfg(test)]
+pub(crate) mod memory;
 #[cfg(feature = "opensearch")]
 pub mod opensearch;
 pub mod query;

@@ -120,11 +120,11 @@ mod tests {
 
     use async_trait::async_trait;
     use conductor_core::SystemClock;
-    use conductor_store::testing::TestDatabase;
-    use conductor_store::{Database, DatabaseUrl};
+    use conductor_core::repo::SearchOutboxRepository;
 
     use super::*;
     use crate::embedded::EmbeddedIndex;
+    use crate::memory::{MemoryOutbox, MemoryPackages};
     use crate::{Result, SearchQuery};
 
     /// The real embedded index behind a switch that makes it unreachable, as a network outage would.
@@ -172,19 +172,16 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn the_index_catches_up_after_an_outage() {
-        let db = TestDatabase::sqlite().unwrap();
-        let database = Database::open(&DatabaseUrl::parse(db.url()).unwrap(), 2).unwrap();
-        database.migrate().await.unwrap();
         let dir = tempfile::tempdir().unwrap();
         let index = Arc::new(Switchable {
             index: EmbeddedIndex::open(dir.path()).unwrap(),
             down: AtomicBool::new(false),
         });
-        let repos = database.repositories();
+        let outbox = Arc::new(MemoryOutbox::default());
         let registry = Registry::new(
-            repos.packages.clone(),
+            Arc::new(MemoryPackages::default()),
             index.clone(),
-            repos.search_outbox.clone(),
+            outbox.clone(),
             Arc::new(SystemClock),
         );
         let records = crate::contract::fixtures();
@@ -199,7 +196,7 @@ mod tests {
         let mut changed = records[4].clone();
         changed.package["title"] = serde_json::json!("Renamed finances");
         registry.put(&changed).await.unwrap();
-        assert_eq!(repos.search_outbox.pending(10).await.unwrap().len(), 3);
+        assert_eq!(outbox.pending(10).await.unwrap().len(), 3);
         assert_eq!(
             registry.drain_outbox().await.unwrap(),
             0,
@@ -208,7 +205,7 @@ mod tests {
 
         index.down.store(false, Ordering::SeqCst);
         assert_eq!(registry.drain_outbox().await.unwrap(), 3);
-        assert!(repos.search_outbox.pending(10).await.unwrap().is_empty());
+        assert!(outbox.pending(10).await.unwrap().is_empty());
         let query = SearchQuery::parse("package", [("q", "\"renamed\"")], None, 100).unwrap();
         assert_eq!(index.search(&query).await.unwrap(), [changed.id.clone()]);
         assert_eq!(
@@ -222,11 +219,11 @@ mod tests {
 #[cfg(all(test, feature = "opensearch"))]
 mod outage {
     use conductor_core::SystemClock;
-    use conductor_store::testing::TestDatabase;
-    use conductor_store::{Database, DatabaseUrl};
+    use conductor_core::repo::SearchOutboxRepository;
 
     use super::*;
     use crate::Search;
+    use crate::memory::{MemoryOutbox, MemoryPackages};
     use crate::opensearch::OpenSearchIndex;
     use crate::testing::{Osmem, Proxy};
 
@@ -241,20 +238,18 @@ mod outage {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn opensearch_catches_up_after_an_outage_and_a_fresh_cluster() {
-        let db = TestDatabase::sqlite().unwrap();
-        let database = Database::open(&DatabaseUrl::parse(db.url()).unwrap(), 2).unwrap();
-        database.migrate().await.unwrap();
-        let repos = database.repositories();
+        let packages = Arc::new(MemoryPackages::default());
+        let outbox = Arc::new(MemoryOutbox::default());
         let server = Osmem::start();
         let proxy = Proxy::start(server.url()).await;
         let index: Arc<dyn SearchIndex> = Arc::new(OpenSearchIndex::new(proxy.url(), "packages").unwrap());
         let registry = Registry::new(
-            repos.packages.clone(),
+            packages.clone(),
             index.clone(),
-            repos.search_outbox.clone(),
+            outbox.clone(),
             Arc::new(SystemClock),
         );
-        let search = Search::new(index.clone(), repos.packages.clone(), 100);
+        let search = Search::new(index.clone(), packages.clone(), 100);
         let records = crate::contract::fixtures();
         search.rebuild_from_registry().await.unwrap();
         registry.put(&records[0]).await.unwrap();
@@ -270,7 +265,7 @@ mod outage {
         registry.put(&records[3]).await.unwrap();
         assert!(registry.delete(&records[0].id).await.unwrap());
         assert!(matches!(visible(&search).await, Err(SearchError::Unavailable(_))));
-        assert_eq!(repos.search_outbox.pending(10).await.unwrap().len(), 2);
+        assert_eq!(outbox.pending(10).await.unwrap().len(), 2);
         assert_eq!(registry.drain_outbox().await.unwrap(), 0);
 
         // Back: the queued writes apply and the index matches the registry.
