@@ -1,19 +1,20 @@
 //! Conductor's gateway: settings, wiring and the thin actix routes. Domain logic lives in the crates under
 //! `crates/`; this crate only chooses adapters from the settings and maps results to HTTP.
+//!
+//! Floors, each importing only from the ones below it: `settings`, `error`, `metrics`, `telemetry` (ground);
+//! `services` (one per domain crate, built from the settings) and `params`; `routes`; `middleware`, then `limits`;
+//! `startup` (binds the listener and wires the services into the routes); `cli`; `main`.
 
 pub mod cli;
 pub mod error;
-pub mod identity;
 pub mod limits;
-pub mod loading;
 pub mod metrics;
 pub mod middleware;
 pub mod params;
 pub mod routes;
-pub mod search;
+pub mod services;
 pub mod settings;
 pub mod startup;
-pub mod storage;
 pub mod telemetry;
 
 pub use settings::{Environment, Settings};

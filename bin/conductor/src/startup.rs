@@ -9,44 +9,22 @@ use actix_web::dev::{Server, ServerHandle};
 use actix_web::http::{Method, StatusCode, header};
 use actix_web::middleware::{ErrorHandlers, from_fn};
 use actix_web::{App, HttpServer, ResponseError, web};
+use conductor_core::Clock;
 use conductor_core::repo::LoginStateRepository;
-use conductor_core::{Clock, SystemClock};
-use conductor_store::{Database, DatabaseUrl, StoreError};
+use conductor_store::Database;
 use tracing_actix_web::TracingLogger;
 
 use crate::error::ApiError;
-use crate::identity::Identity;
 use crate::limits::{self, BodyDeadline, ClientConnections};
-use crate::loading::Loading;
 use crate::metrics::Metrics;
 use crate::middleware::{self, BodyLimit};
 use crate::routes;
-use crate::search::SearchState;
-use crate::settings::{Settings, SettingsError};
-use crate::storage::Storage;
+use crate::services::Services;
+pub use crate::services::StartupError;
+use crate::services::loader::Loading;
+use crate::services::search::SearchState;
+use crate::settings::Settings;
 use crate::telemetry::RedactingRootSpan;
-
-#[derive(Debug, thiserror::Error)]
-pub enum StartupError {
-    #[error(transparent)]
-    Settings(#[from] SettingsError),
-    #[error(transparent)]
-    Store(#[from] StoreError),
-    #[error("cannot listen on {address}: {source}")]
-    Bind { address: String, source: std::io::Error },
-    #[error("metrics: {0}")]
-    Metrics(#[from] prometheus::Error),
-    #[error("signing key: {0}")]
-    Keys(#[from] conductor_auth::KeyError),
-    #[error("{0}")]
-    Identity(String),
-    #[error("datastore: {0}")]
-    Datastore(String),
-    #[error("search: {0}")]
-    Search(String),
-    #[error("loader: {0}")]
-    Loader(String),
-}
 
 /// Routes an embedding program mounts beside the API.
 pub type ExtraRoutes = Arc<dyn Fn(&mut web::ServiceConfig) + Send + Sync>;
@@ -78,21 +56,20 @@ impl Application {
     /// [`Application::build`] with extra routes mounted beside the API: what an embedding program (or a test
     /// serving its own pages from the same origin) adds.
     pub async fn build_with(settings: Settings, extra_routes: ExtraRoutes) -> Result<Self, StartupError> {
-        let database_url = DatabaseUrl::parse(settings.database_url().expose())?;
-        let database = Arc::new(Database::open(&database_url, settings.database.pool_size)?);
+        let Services {
+            database,
+            clock,
+            identity,
+            storage,
+            search,
+            loading,
+        } = Services::build(&settings, settings.database.pool_size)?;
         tracing::info!(backend = %database.backend(), "database configured");
-        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-        let identity = web::Data::new(Identity::build(
-            &settings,
-            database.repositories(),
-            clock.clone(),
-        )?);
-        let storage = web::Data::new(Storage::build(&settings, clock.clone())?);
-        let search = SearchState::build(&settings, database.repositories(), clock.clone())?;
+        let identity = web::Data::new(identity);
+        let storage = web::Data::new(storage);
         refuse_a_foreign_index(&search).await?;
         tokio::spawn(search.clone().sync_when_reachable());
         tokio::spawn(search.clone().drain_outbox_periodically());
-        let loading = Loading::build(&settings, &database, &storage, &search, clock.clone())?;
         loading.start(settings.loader.workers);
         let stopper = loading.clone();
         let loading = web::Data::new(loading);

@@ -168,7 +168,7 @@ fn print_line(line: &str) {
 async fn reindex(settings: Settings) -> anyhow::Result<()> {
     let database = migrated_database(&settings).await?;
     let clock = std::sync::Arc::new(conductor_core::SystemClock);
-    let state = crate::search::SearchState::build(&settings, database.repositories(), clock)?;
+    let state = crate::services::search::SearchState::build(&settings, database.repositories(), clock)?;
     let count = state.search.rebuild_from_registry().await?;
     eprintln!(
         "conductor: the {} search index now holds {count} package(s)",

@@ -11,10 +11,10 @@ use conductor_core::{Clock, LoadStatus, NewLoadJob, PackageId, SystemClock, User
 use conductor_loader::Observer;
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::loading::Loading;
-use crate::search::SearchState;
+use crate::services::datastore::Storage;
+use crate::services::loader::Loading;
+use crate::services::search::SearchState;
 use crate::settings::Settings;
-use crate::storage::Storage;
 
 #[derive(Debug, Subcommand)]
 pub enum PackageCommand {

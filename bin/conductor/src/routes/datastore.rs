@@ -10,10 +10,10 @@ use conductor_permissions::{DATASTORE_SERVICE, Holder};
 use serde_json::json;
 
 use crate::error::ApiError;
-use crate::identity::Identity;
 use crate::params::Params;
 use crate::routes::user::token;
-use crate::storage::Storage;
+use crate::services::auth::Identity;
+use crate::services::datastore::Storage;
 
 /// Where the local datastore's files are uploaded and read.
 pub const FILES_PREFIX: &str = "/datastore/files/";

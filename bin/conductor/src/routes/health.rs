@@ -8,8 +8,8 @@ use serde_json::json;
 
 use crate::error::ApiError;
 use crate::metrics::Metrics;
-use crate::search::SearchState;
-use crate::storage::Storage;
+use crate::services::datastore::Storage;
+use crate::services::search::SearchState;
 
 /// How long a readiness probe waits for a database connection.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(2);

@@ -10,9 +10,9 @@ use conductor_auth::oidc::{BINDING_COOKIE, LOGIN_STATE_TTL, LoginError};
 use conductor_auth::{AccountError, DEV_PROVIDER, deliver_token};
 use url::Url;
 
-use crate::identity::Identity;
 use crate::params::Params;
 use crate::routes::pages;
+use crate::services::auth::Identity;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(web::resource("/oauth/google_callback").get(google_callback))

@@ -10,10 +10,10 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::error::{ApiError, ErrorShape};
-use crate::identity::Identity;
-use crate::loading::Loading;
 use crate::params::Params;
 use crate::routes::datastore::permission;
+use crate::services::auth::Identity;
+use crate::services::loader::Loading;
 use crate::settings::Settings;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {

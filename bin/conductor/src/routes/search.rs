@@ -4,10 +4,10 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use serde_json::{Value, json};
 
 use crate::error::ApiError;
-use crate::identity::Identity;
 use crate::params::Params;
 use crate::routes::user::token;
-use crate::search::SearchState;
+use crate::services::auth::Identity;
+use crate::services::search::SearchState;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(web::resource("/search/{kind}").get(search));

@@ -5,8 +5,8 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use serde_json::{Map, Value, json};
 
 use crate::error::{ApiError, ErrorShape};
-use crate::identity::Identity;
 use crate::params::Params;
+use crate::services::auth::Identity;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(web::resource("/user/check").get(check))

@@ -12,11 +12,11 @@ use conductor_store::Repositories;
 use secrecy::SecretString;
 use url::Url;
 
+use crate::services::StartupError;
 use crate::settings::Settings;
-use crate::startup::StartupError;
 
-const LIB_JS: &str = include_str!("../assets/lib.js");
-const LIB_MJS: &str = include_str!("../assets/lib.mjs");
+const LIB_JS: &str = include_str!("../../assets/lib.js");
+const LIB_MJS: &str = include_str!("../../assets/lib.mjs");
 const BASE_URL_PLACEHOLDER: &str = "__CONDUCTOR_BASE_URL__";
 
 /// Everything the `/user` and `/oauth` routes use.

@@ -11,8 +11,8 @@ use conductor_search::opensearch::OpenSearchIndex;
 use conductor_search::{Registry, Search};
 use conductor_store::Repositories;
 
+use crate::services::StartupError;
 use crate::settings::{SearchBackend, Settings};
-use crate::startup::StartupError;
 
 /// The search service, and whether the index has been brought in step with the database since start.
 #[derive(Debug)]

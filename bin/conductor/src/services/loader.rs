@@ -12,10 +12,10 @@ use conductor_store::Database;
 use conductor_store::redis_cache::RedisApiCache;
 use tokio::sync::Notify;
 
-use crate::search::SearchState;
+use crate::services::StartupError;
+use crate::services::datastore::Storage;
+use crate::services::search::SearchState;
 use crate::settings::Settings;
-use crate::startup::StartupError;
-use crate::storage::Storage;
 
 /// The loader, what wakes its workers, and the workers themselves.
 #[derive(Debug, Clone)]

@@ -7,8 +7,8 @@ use conductor_datastore::local::LocalDatastore;
 use conductor_datastore::s3::{S3Config, S3Datastore};
 use conductor_datastore::{Datastore, Limits, UploadSigner};
 
+use crate::services::StartupError;
 use crate::settings::{DatastoreBackend, Settings};
-use crate::startup::StartupError;
 
 /// The datastore, and the local store when that is the backend (the gateway serves its files).
 #[derive(Clone, Debug)]

@@ -1,0 +1,77 @@
+//! The services the gateway and the command line run, one module per domain crate: `auth` (identity and login),
+//! `datastore` (upload signing and the local files), `search`, `loader`. Each is built from its settings, and
+//! [`Services::build`] builds them all once, for `serve` and for every command alike.
+
+pub mod auth;
+pub mod datastore;
+pub mod loader;
+pub mod search;
+
+use std::sync::Arc;
+
+use conductor_core::{Clock, SystemClock};
+use conductor_store::{Database, DatabaseUrl, StoreError};
+
+use crate::settings::{Settings, SettingsError};
+
+#[derive(Debug, thiserror::Error)]
+/// Why the services could not be built (or the gateway could not start).
+pub enum StartupError {
+    #[error(transparent)]
+    Settings(#[from] SettingsError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("cannot listen on {address}: {source}")]
+    Bind { address: String, source: std::io::Error },
+    #[error("metrics: {0}")]
+    Metrics(#[from] prometheus::Error),
+    #[error("signing key: {0}")]
+    Keys(#[from] conductor_auth::KeyError),
+    #[error("{0}")]
+    Identity(String),
+    #[error("datastore: {0}")]
+    Datastore(String),
+    #[error("search: {0}")]
+    Search(String),
+    #[error("loader: {0}")]
+    Loader(String),
+}
+
+/// Everything a request or a command works with, built from the settings: the one place that knows which
+/// adapters run.
+pub struct Services {
+    pub database: Arc<Database>,
+    pub clock: Arc<dyn Clock>,
+    pub identity: auth::Identity,
+    pub storage: datastore::Storage,
+    pub search: Arc<search::SearchState>,
+    pub loading: loader::Loading,
+}
+
+impl std::fmt::Debug for Services {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Services").finish_non_exhaustive()
+    }
+}
+
+impl Services {
+    /// Opens the database (`pool_size` connections) and builds every service on it. Nothing is started: the
+    /// gateway starts the workers and background tasks it wants; a command uses what it needs.
+    pub fn build(settings: &Settings, pool_size: u32) -> Result<Self, StartupError> {
+        let database_url = DatabaseUrl::parse(settings.database_url().expose())?;
+        let database = Arc::new(Database::open(&database_url, pool_size)?);
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        let identity = auth::Identity::build(settings, database.repositories(), clock.clone())?;
+        let storage = datastore::Storage::build(settings, clock.clone())?;
+        let search = search::SearchState::build(settings, database.repositories(), clock.clone())?;
+        let loading = loader::Loading::build(settings, &database, &storage, &search, clock.clone())?;
+        Ok(Self {
+            database,
+            clock,
+            identity,
+            storage,
+            search,
+            loading,
+        })
+    }
+}
