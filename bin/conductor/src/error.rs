@@ -184,6 +184,57 @@ impl From<conductor_search::SearchError> for ApiError {
     }
 }
 
+impl From<conductor_datastore::local::UploadError> for ApiError {
+    fn from(error: conductor_datastore::local::UploadError) -> Self {
+        use conductor_datastore::local::UploadError as E;
+        let (status, code) = match &error {
+            E::Expired => (StatusCode::FORBIDDEN, "expired"),
+            E::BadSignature => (StatusCode::FORBIDDEN, "signature-does-not-match"),
+            E::LengthRequired => (StatusCode::LENGTH_REQUIRED, "length-required"),
+            E::WrongLength => (StatusCode::BAD_REQUEST, "incomplete-body"),
+            E::BadDigest => (StatusCode::BAD_REQUEST, "bad-digest"),
+            E::NotFound => (StatusCode::NOT_FOUND, "not-found"),
+            E::Interrupted(_) => (StatusCode::BAD_REQUEST, "interrupted"),
+            E::Io(_) => return Self::internal(error),
+        };
+        Self::new(status, code, error.to_string())
+    }
+}
+
+impl From<conductor_loader::SubmitError> for ApiError {
+    fn from(error: conductor_loader::SubmitError) -> Self {
+        use conductor_loader::SubmitError as E;
+        match error {
+            E::NotAllowed(reason) => Self::bad_request("url-not-allowed", reason),
+            E::Unreadable(reason) => Self::bad_request("unreadable-datapackage", reason),
+            E::Store(e) => e.into(),
+        }
+    }
+}
+
+impl From<conductor_loader::LoadError> for ApiError {
+    fn from(error: conductor_loader::LoadError) -> Self {
+        match error {
+            conductor_loader::LoadError::Database(detail) => Self::internal(detail),
+            other => Self::bad_request("invalid-package", other.to_string()),
+        }
+    }
+}
+
+/// Every management endpoint (publish, delete, update_params, run-hooks) answers the original's
+/// `{"success": false, ...}` shape.
+impl From<conductor_loader::ManageError> for ApiError {
+    fn from(error: conductor_loader::ManageError) -> Self {
+        use conductor_loader::ManageError as E;
+        let api = match error {
+            E::NotFound(id) => Self::not_found(format!("no package {id}")),
+            busy @ E::Busy(_) => Self::new(StatusCode::CONFLICT, "load-in-progress", busy.to_string()),
+            E::Load(e) => e.into(),
+        };
+        api.with_shape(ErrorShape::Success)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

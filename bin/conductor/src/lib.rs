@@ -2,10 +2,11 @@
 //! `crates/`; this crate only chooses adapters from the settings and maps results to HTTP.
 //!
 //! Floors, each importing only from the ones below it: `settings`, `error`, `metrics`, `telemetry` (ground);
-//! `services` (one per domain crate, built from the settings) and `params`; `routes`; `middleware`, then `limits`;
+//! `services` (one per domain crate, built from the settings) and `params`; `credentials`; `routes`; `middleware`, then `limits`;
 //! `startup` (binds the listener and wires the services into the routes); `cli`; `main`.
 
 pub mod cli;
+pub mod credentials;
 pub mod error;
 pub mod limits;
 pub mod metrics;

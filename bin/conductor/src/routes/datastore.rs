@@ -3,15 +3,14 @@
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, ContentDisposition, DispositionParam, DispositionType, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, web};
-use conductor_auth::PermissionClaims;
-use conductor_datastore::local::{PresentedUpload, UploadError};
+use conductor_datastore::local::PresentedUpload;
 use conductor_datastore::{ObjectKey, UploadRequest};
 use conductor_permissions::{DATASTORE_SERVICE, Holder};
 use serde_json::json;
 
+use crate::credentials::permission;
 use crate::error::ApiError;
 use crate::params::Params;
-use crate::routes::user::token;
 use crate::services::auth::Identity;
 use crate::services::datastore::Storage;
 
@@ -27,21 +26,6 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .get(get_file)
                 .head(get_file),
         );
-}
-
-/// The request's permission token, verified: 401 when it is missing or does not verify as one.
-pub(crate) fn permission(
-    request: &HttpRequest,
-    params: &Params,
-    identity: &Identity,
-) -> Result<PermissionClaims, ApiError> {
-    let token =
-        token(request, params).ok_or_else(|| ApiError::unauthorized("a permission token is required"))?;
-    identity
-        .accounts
-        .tokens()
-        .verify_permission(token, identity.clock.now())
-        .map_err(|e| ApiError::unauthorized(format!("the permission token was refused: {e}")))
 }
 
 /// Signs one PUT per file of a data package, for the token holder's own prefix.
@@ -114,7 +98,7 @@ async fn put_file(
     store
         .receive(&key, &presented, body, identity.clock.now())
         .await
-        .map_err(upload_error)?;
+        .map_err(ApiError::from)?;
     let etag = presented
         .content_md5
         .and_then(|md5| HeaderValue::from_str(&format!("\"{md5}\"")).ok());
@@ -125,26 +109,12 @@ async fn put_file(
     Ok(response)
 }
 
-fn upload_error(error: UploadError) -> ApiError {
-    let (status, code) = match &error {
-        UploadError::Expired => (StatusCode::FORBIDDEN, "expired"),
-        UploadError::BadSignature => (StatusCode::FORBIDDEN, "signature-does-not-match"),
-        UploadError::LengthRequired => (StatusCode::LENGTH_REQUIRED, "length-required"),
-        UploadError::WrongLength => (StatusCode::BAD_REQUEST, "incomplete-body"),
-        UploadError::BadDigest => (StatusCode::BAD_REQUEST, "bad-digest"),
-        UploadError::NotFound => (StatusCode::NOT_FOUND, "not-found"),
-        UploadError::Interrupted(_) => (StatusCode::BAD_REQUEST, "interrupted"),
-        UploadError::Io(_) => return ApiError::internal(error),
-    };
-    ApiError::new(status, code, error.to_string())
-}
-
 /// Public reads, as the original's public-read bucket. Served as the type that was signed for the upload, as a
 /// download that cannot run as a page or a script on our origin.
 async fn get_file(request: HttpRequest, storage: web::Data<Storage>) -> Result<HttpResponse, ApiError> {
     let store = local(&storage)?;
     let key = object_key(&request)?;
-    let path = store.object_path(&key).map_err(upload_error)?;
+    let path = store.object_path(&key).map_err(ApiError::from)?;
     let content_type = store.object_type(&key).await;
     let file = actix_files::NamedFile::open_async(&path)
         .await

@@ -4,14 +4,14 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use conductor_auth::PermissionClaims;
 use conductor_core::{LoadJob, PackageId};
-use conductor_loader::{ManageError, Publish};
+use conductor_loader::Publish;
 use conductor_permissions::{Holder, may_manage, may_upload};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use crate::credentials::permission;
 use crate::error::{ApiError, ErrorShape};
 use crate::params::Params;
-use crate::routes::datastore::permission;
 use crate::services::auth::Identity;
 use crate::services::loader::Loading;
 use crate::settings::Settings;
@@ -65,19 +65,10 @@ async fn upload(
         .loader
         .submit(&url, &claims.userid)
         .await
-        .map_err(|e| shape(submit_error(e)))?;
+        .map_err(|e| shape(e.into()))?;
     tracing::info!(job = job.id, package = %job.package_id, "load queued");
     loading.wake.notify_one();
     Ok(HttpResponse::Ok().json(json!({"status": "queued", "progress": 0})))
-}
-
-fn submit_error(error: conductor_loader::SubmitError) -> ApiError {
-    use conductor_loader::SubmitError;
-    match error {
-        SubmitError::NotAllowed(reason) => ApiError::bad_request("url-not-allowed", reason),
-        SubmitError::Unreadable(reason) => ApiError::bad_request("unreadable-datapackage", reason),
-        SubmitError::Store(e) => e.into(),
-    }
 }
 
 /// The newest job for a datapackage URL.
@@ -137,24 +128,6 @@ fn managed(
     Ok((claims, id))
 }
 
-fn manage_error(error: ManageError) -> ApiError {
-    let api = match error {
-        ManageError::NotFound(id) => ApiError::not_found(format!("no package {id}")),
-        busy @ ManageError::Busy(_) => {
-            ApiError::new(StatusCode::CONFLICT, "load-in-progress", busy.to_string())
-        }
-        ManageError::Load(e) => load_error(e),
-    };
-    api.with_shape(ErrorShape::Success)
-}
-
-fn load_error(error: conductor_loader::LoadError) -> ApiError {
-    match error {
-        conductor_loader::LoadError::Database(detail) => ApiError::internal(detail),
-        other => ApiError::bad_request("invalid-package", other.to_string()),
-    }
-}
-
 async fn publish(
     request: HttpRequest,
     params: Params,
@@ -167,7 +140,7 @@ async fn publish(
         .unwrap_or("toggle")
         .parse()
         .map_err(|e: String| ApiError::bad_request("invalid-parameter", e).with_shape(ErrorShape::Success))?;
-    let published = loading.loader.publish(&id, mode).await.map_err(manage_error)?;
+    let published = loading.loader.publish(&id, mode).await.map_err(ApiError::from)?;
     Ok(HttpResponse::Ok().json(json!({"success": true, "published": published})))
 }
 
@@ -178,7 +151,7 @@ async fn delete(
     loading: web::Data<Loading>,
 ) -> Result<HttpResponse, ApiError> {
     let (_, id) = managed(&request, &params, &identity)?;
-    let existed = loading.loader.remove(&id).await.map_err(manage_error)?;
+    let existed = loading.loader.remove(&id).await.map_err(ApiError::from)?;
     if !existed {
         return Err(ApiError::not_found(format!("no package {id}")).with_shape(ErrorShape::Success));
     }
@@ -209,7 +182,7 @@ async fn update_params(
         .loader
         .set_default_params(&id, body.params)
         .await
-        .map_err(manage_error)?;
+        .map_err(ApiError::from)?;
     Ok(HttpResponse::Ok().json(json!({"success": true})))
 }
 
@@ -240,7 +213,7 @@ async fn run_hooks(
     let address = hook_address(&pipeline, &settings.loader.hook_allowlist)
         .await
         .map_err(|e| shape(forbidden(e)))?;
-    let payload = loading.loader.hook_payload(&id).await.map_err(manage_error)?;
+    let payload = loading.loader.hook_payload(&id).await.map_err(ApiError::from)?;
     let file = reqwest::multipart::Part::bytes(payload.to_string().into_bytes())
         .file_name("package-url.jsonld")
         .mime_str("application/ld+json")
@@ -322,7 +295,7 @@ fn hook_allowed(url: &url::Url, allowlist: &[String]) -> bool {
 }
 
 async fn stats(loading: web::Data<Loading>) -> Result<HttpResponse, ApiError> {
-    let stats = loading.loader.stats().await.map_err(load_error)?;
+    let stats = loading.loader.stats().await.map_err(ApiError::from)?;
     Ok(HttpResponse::Ok().json(stats))
 }
 

@@ -3,9 +3,9 @@
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde_json::{Value, json};
 
+use crate::credentials::token;
 use crate::error::ApiError;
 use crate::params::Params;
-use crate::routes::user::token;
 use crate::services::auth::Identity;
 use crate::services::search::SearchState;
 

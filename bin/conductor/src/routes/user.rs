@@ -4,6 +4,7 @@ use actix_web::http::header::{self, CacheControl, CacheDirective};
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde_json::{Map, Value, json};
 
+use crate::credentials::token;
 use crate::error::{ApiError, ErrorShape};
 use crate::params::Params;
 use crate::services::auth::Identity;
@@ -16,21 +17,6 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(web::resource("/user/lib").get(lib_js))
         .service(web::resource("/user/lib.mjs").get(lib_mjs))
         .service(web::resource("/.well-known/jwks.json").get(jwks));
-}
-
-/// The request's token: `Authorization: Bearer`, `Auth-Token`, or the `jwt` parameter.
-pub fn token<'a>(request: &'a HttpRequest, params: &'a Params) -> Option<&'a str> {
-    let header = |name| {
-        request
-            .headers()
-            .get(name)
-            .and_then(|v: &header::HeaderValue| v.to_str().ok())
-    };
-    conductor_auth::request_token(
-        header(header::AUTHORIZATION),
-        header(header::HeaderName::from_static("auth-token")),
-        params.get("jwt"),
-    )
 }
 
 /// Who the user token belongs to, or where to log in. A missing, bad or expired token is "not authenticated".
