@@ -2,7 +2,10 @@
 
 use std::fmt;
 
+use actix_web::body::{EitherBody, MessageBody};
+use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::StatusCode;
+use actix_web::middleware::Next;
 use actix_web::{HttpResponse, ResponseError};
 use conductor_core::repo::RepoError;
 use conductor_store::StoreError;
@@ -19,7 +22,7 @@ pub enum ErrorShape {
     UploadStatus,
 }
 
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct ApiError {
     status: StatusCode,
     code: &'static str,
@@ -221,17 +224,51 @@ impl From<conductor_loader::LoadError> for ApiError {
     }
 }
 
-/// Every management endpoint (publish, delete, update_params, run-hooks) answers the original's
-/// `{"success": false, ...}` shape.
 impl From<conductor_loader::ManageError> for ApiError {
     fn from(error: conductor_loader::ManageError) -> Self {
         use conductor_loader::ManageError as E;
-        let api = match error {
+        match error {
             E::NotFound(id) => Self::not_found(format!("no package {id}")),
             busy @ E::Busy(_) => Self::new(StatusCode::CONFLICT, "load-in-progress", busy.to_string()),
             E::Load(e) => e.into(),
-        };
-        api.with_shape(ErrorShape::Success)
+        }
+    }
+}
+
+/// Gives every error of an endpoint whose original answered `{"success": false, "error": ...}` that shape: wraps
+/// the resource, so its handler never chooses a shape per `?`.
+pub async fn success_shape(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
+    reshape(ErrorShape::Success, req, next).await
+}
+
+/// The same for `/package/upload`'s `{"status": "fail", "error": ...}`.
+pub async fn upload_status_shape(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
+    reshape(ErrorShape::UploadStatus, req, next).await
+}
+
+async fn reshape<B: MessageBody + 'static>(
+    shape: ErrorShape,
+    req: ServiceRequest,
+    next: Next<B>,
+) -> Result<ServiceResponse<EitherBody<B>>, actix_web::Error> {
+    let response = next.call(req).await?;
+    let reshaped = response
+        .response()
+        .error()
+        .and_then(|error| error.as_error::<ApiError>())
+        .map(|error| error.clone().with_shape(shape).error_response());
+    match reshaped {
+        Some(body) => {
+            let (request, _) = response.into_parts();
+            Ok(ServiceResponse::new(request, body).map_into_right_body())
+        }
+        None => Ok(response.map_into_left_body()),
     }
 }
 

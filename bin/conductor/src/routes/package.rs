@@ -1,6 +1,7 @@
 //! `/package/*`: loading packages into the database and managing them (DESIGN §2, §7), in the original's shapes.
 
 use actix_web::http::StatusCode;
+use actix_web::middleware::from_fn;
 use actix_web::{HttpRequest, HttpResponse, web};
 use conductor_auth::PermissionClaims;
 use conductor_core::{LoadJob, PackageId};
@@ -10,21 +11,35 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::credentials::permission;
-use crate::error::{ApiError, ErrorShape};
+use crate::error::{ApiError, success_shape, upload_status_shape};
 use crate::params::Params;
 use crate::services::auth::Identity;
 use crate::services::loader::Loading;
 use crate::settings::Settings;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(web::resource("/package/upload").post(upload))
-        .service(web::resource("/package/status").get(status))
-        .service(web::resource("/package/publish").post(publish))
-        .service(web::resource("/package/delete").post(delete))
-        // os-viewer joins a base URL ending in `/` with `/package/update_params` (reference §4).
-        .service(web::resource(["/package/update_params", "//package/update_params"]).post(update_params))
-        .service(web::resource("/package/run-hooks").post(run_hooks))
-        .service(web::resource("/package/stats").get(stats));
+    // The original's error shapes, chosen once per endpoint (DESIGN §2).
+    let success = || from_fn(success_shape);
+    cfg.service(
+        web::resource("/package/upload")
+            .wrap(from_fn(upload_status_shape))
+            .post(upload),
+    )
+    .service(web::resource("/package/status").get(status))
+    .service(web::resource("/package/publish").wrap(success()).post(publish))
+    .service(web::resource("/package/delete").wrap(success()).post(delete))
+    // os-viewer joins a base URL ending in `/` with `/package/update_params` (reference §4).
+    .service(
+        web::resource(["/package/update_params", "//package/update_params"])
+            .wrap(success())
+            .post(update_params),
+    )
+    .service(
+        web::resource("/package/run-hooks")
+            .wrap(success())
+            .post(run_hooks),
+    )
+    .service(web::resource("/package/stats").get(stats));
 }
 
 fn holder(claims: &PermissionClaims) -> Holder<'_> {
@@ -46,26 +61,14 @@ async fn upload(
     identity: web::Data<Identity>,
     loading: web::Data<Loading>,
 ) -> Result<HttpResponse, ApiError> {
-    let shape = |e: ApiError| e.with_shape(ErrorShape::UploadStatus);
-    let claims = permission(&request, &params, &identity).map_err(shape)?;
-    may_upload(holder(&claims), &claims.userid).map_err(|e| shape(forbidden(e)))?;
-    let raw = params.get("datapackage").ok_or_else(|| {
-        shape(ApiError::bad_request(
-            "missing-parameter",
-            "datapackage is required",
-        ))
-    })?;
-    let url = url::Url::parse(raw).map_err(|_| {
-        shape(ApiError::bad_request(
-            "invalid-url",
-            format!("{raw:?} is not a URL"),
-        ))
-    })?;
-    let job = loading
-        .loader
-        .submit(&url, &claims.userid)
-        .await
-        .map_err(|e| shape(e.into()))?;
+    let claims = permission(&request, &params, &identity)?;
+    may_upload(holder(&claims), &claims.userid).map_err(forbidden)?;
+    let raw = params
+        .get("datapackage")
+        .ok_or_else(|| ApiError::bad_request("missing-parameter", "datapackage is required"))?;
+    let url = url::Url::parse(raw)
+        .map_err(|_| ApiError::bad_request("invalid-url", format!("{raw:?} is not a URL")))?;
+    let job = loading.loader.submit(&url, &claims.userid).await?;
     tracing::info!(job = job.id, package = %job.package_id, "load queued");
     loading.wake.notify_one();
     Ok(HttpResponse::Ok().json(json!({"status": "queued", "progress": 0})))
@@ -111,20 +114,19 @@ fn status_body(job: &LoadJob, progress_as_fraction: bool) -> Value {
     body
 }
 
-/// The package named by `id`, after checking the caller may manage it (errors in the `success` shape).
+/// The package named by `id`, after checking the caller may manage it .
 fn managed(
     request: &HttpRequest,
     params: &Params,
     identity: &Identity,
 ) -> Result<(PermissionClaims, PackageId), ApiError> {
-    let shape = |e: ApiError| e.with_shape(ErrorShape::Success);
-    let claims = permission(request, params, identity).map_err(shape)?;
+    let claims = permission(request, params, identity)?;
     let raw = params
         .get("id")
-        .ok_or_else(|| shape(ApiError::bad_request("missing-parameter", "id is required")))?;
-    let id = PackageId::parse(raw)
-        .map_err(|e| shape(ApiError::bad_request("invalid-id", format!("{raw:?}: {e}"))))?;
-    may_manage(holder(&claims), id.owner()).map_err(|e| shape(forbidden(e)))?;
+        .ok_or_else(|| ApiError::bad_request("missing-parameter", "id is required"))?;
+    let id =
+        PackageId::parse(raw).map_err(|e| ApiError::bad_request("invalid-id", format!("{raw:?}: {e}")))?;
+    may_manage(holder(&claims), id.owner()).map_err(forbidden)?;
     Ok((claims, id))
 }
 
@@ -139,7 +141,7 @@ async fn publish(
         .get("publish")
         .unwrap_or("toggle")
         .parse()
-        .map_err(|e: String| ApiError::bad_request("invalid-parameter", e).with_shape(ErrorShape::Success))?;
+        .map_err(|e: String| ApiError::bad_request("invalid-parameter", e))?;
     let published = loading.loader.publish(&id, mode).await.map_err(ApiError::from)?;
     Ok(HttpResponse::Ok().json(json!({"success": true, "published": published})))
 }
@@ -153,7 +155,7 @@ async fn delete(
     let (_, id) = managed(&request, &params, &identity)?;
     let existed = loading.loader.remove(&id).await.map_err(ApiError::from)?;
     if !existed {
-        return Err(ApiError::not_found(format!("no package {id}")).with_shape(ErrorShape::Success));
+        return Err(ApiError::not_found(format!("no package {id}")));
     }
     Ok(HttpResponse::Ok().json(json!({"success": true})))
 }
@@ -176,7 +178,6 @@ async fn update_params(
             "invalid-json",
             format!("the body must be JSON {{\"params\": \"<string>\"}}: {e}"),
         )
-        .with_shape(ErrorShape::Success)
     })?;
     loading
         .loader
@@ -194,25 +195,18 @@ async fn run_hooks(
     loading: web::Data<Loading>,
     settings: web::Data<Settings>,
 ) -> Result<HttpResponse, ApiError> {
-    let shape = |e: ApiError| e.with_shape(ErrorShape::Success);
     let (_, id) = managed(&request, &params, &identity)?;
     let raw = params
         .get("pipeline")
-        .ok_or_else(|| shape(ApiError::bad_request("missing-parameter", "pipeline is required")))?;
-    let pipeline = url::Url::parse(raw).map_err(|_| {
-        shape(ApiError::bad_request(
-            "invalid-url",
-            format!("{raw:?} is not a URL"),
-        ))
-    })?;
+        .ok_or_else(|| ApiError::bad_request("missing-parameter", "pipeline is required"))?;
+    let pipeline = url::Url::parse(raw)
+        .map_err(|_| ApiError::bad_request("invalid-url", format!("{raw:?} is not a URL")))?;
     if !hook_allowed(&pipeline, &settings.loader.hook_allowlist) {
-        return Err(shape(forbidden(format!(
-            "{pipeline} is not in loader.hook_allowlist"
-        ))));
+        return Err(forbidden(format!("{pipeline} is not in loader.hook_allowlist")));
     }
     let address = hook_address(&pipeline, &settings.loader.hook_allowlist)
         .await
-        .map_err(|e| shape(forbidden(e)))?;
+        .map_err(forbidden)?;
     let payload = loading.loader.hook_payload(&id).await.map_err(ApiError::from)?;
     let file = reqwest::multipart::Part::bytes(payload.to_string().into_bytes())
         .file_name("package-url.jsonld")
@@ -231,13 +225,7 @@ async fn run_hooks(
         .multipart(reqwest::multipart::Form::new().part("input", file))
         .send()
         .await
-        .map_err(|e| {
-            shape(ApiError::new(
-                StatusCode::BAD_GATEWAY,
-                "hook-failed",
-                format!("{pipeline}: {e}"),
-            ))
-        })?;
+        .map_err(|e| ApiError::new(StatusCode::BAD_GATEWAY, "hook-failed", format!("{pipeline}: {e}")))?;
     let success = response.status().is_success();
     let text = read_capped(response, HOOK_RESPONSE_LIMIT).await;
     Ok(HttpResponse::Ok().json(json!({"success": success, "response": text, "payload": payload})))

@@ -1,18 +1,23 @@
 //! `/user/*` and the published keys: compatible with the original's answers (DESIGN §2).
 
 use actix_web::http::header::{self, CacheControl, CacheDirective};
+use actix_web::middleware::from_fn;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde_json::{Map, Value, json};
 
 use crate::credentials::token;
-use crate::error::{ApiError, ErrorShape};
+use crate::error::{ApiError, success_shape};
 use crate::params::Params;
 use crate::services::auth::Identity;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(web::resource("/user/check").get(check))
         .service(web::resource("/user/authorize").get(authorize))
-        .service(web::resource("/user/update").post(update))
+        .service(
+            web::resource("/user/update")
+                .wrap(from_fn(success_shape))
+                .post(update),
+        )
         .service(web::resource("/user/public-key").get(public_key))
         .service(web::resource("/user/lib").get(lib_js))
         .service(web::resource("/user/lib.mjs").get(lib_mjs))
@@ -100,18 +105,13 @@ async fn update(
     params: Params,
     identity: web::Data<Identity>,
 ) -> Result<HttpResponse, ApiError> {
-    let shaped = |error: ApiError| error.with_shape(ErrorShape::Success);
-    let username = params.get("username").ok_or_else(|| {
-        shaped(ApiError::bad_request(
-            "missing-username",
-            "the username parameter is required",
-        ))
-    })?;
+    let username = params
+        .get("username")
+        .ok_or_else(|| ApiError::bad_request("missing-username", "the username parameter is required"))?;
     identity
         .accounts
         .set_username(token(&request, &params), username)
-        .await
-        .map_err(|e| shaped(e.into()))?;
+        .await?;
     Ok(HttpResponse::Ok().json(json!({"success": true})))
 }
 
