@@ -12,6 +12,7 @@ pub(crate) mod memory;
 pub mod opensearch;
 pub mod query;
 pub mod registry;
+mod service;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 
@@ -21,6 +22,7 @@ use serde_json::Value;
 
 pub use query::{Filter, SearchQuery};
 pub use registry::{Registry, RegistryError};
+pub use service::Search;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SearchError {
@@ -185,82 +187,5 @@ mod tests {
         assert!(document["package"]["resources"][0].get("schema").is_none());
         assert_eq!(document["package"]["resources"][0]["path"], "a.csv");
         assert_eq!(document["last_update"], json!(1.5));
-    }
-}
-
-/// Search over the registry: the index finds, the database (the source of truth) supplies the records.
-#[derive(Clone)]
-pub struct Search {
-    index: std::sync::Arc<dyn SearchIndex>,
-    packages: std::sync::Arc<dyn conductor_core::repo::PackageRepository>,
-    max_size: usize,
-}
-
-impl std::fmt::Debug for Search {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Search")
-            .field("backend", &self.index.backend())
-            .field("max_size", &self.max_size)
-            .finish()
-    }
-}
-
-impl Search {
-    pub fn new(
-        index: std::sync::Arc<dyn SearchIndex>,
-        packages: std::sync::Arc<dyn conductor_core::repo::PackageRepository>,
-        max_size: usize,
-    ) -> Self {
-        Self {
-            index,
-            packages,
-            max_size,
-        }
-    }
-
-    pub fn index(&self) -> &dyn SearchIndex {
-        self.index.as_ref()
-    }
-
-    /// Runs `/search/<kind>` with its parameters for `viewer` (None: anonymous).
-    pub async fn search<'a>(
-        &self,
-        kind: &str,
-        params: impl IntoIterator<Item = (&'a str, &'a str)>,
-        viewer: Option<UserId>,
-    ) -> Result<Vec<PackageRecord>> {
-        let query = SearchQuery::parse(kind, params, viewer, self.max_size)?;
-        let ids = match self.index.search(&query).await {
-            // A missing index (a fresh cluster, a deleted alias) is rebuilt from the registry, then asked again.
-            Err(SearchError::Missing(_)) => {
-                self.rebuild_from_registry().await?;
-                self.index.search(&query).await?
-            }
-            other => other?,
-        };
-        let mut records = Vec::with_capacity(ids.len());
-        for id in ids {
-            let record = self
-                .packages
-                .get(&id)
-                .await
-                .map_err(|e| SearchError::Unavailable(e.to_string()))?;
-            // The database has the last word: a record gone or hidden since it was indexed is not shown.
-            if let Some(record) = record.filter(|r| is_visible(r, query.viewer.as_ref())) {
-                records.push(record);
-            }
-        }
-        Ok(records)
-    }
-
-    /// Rebuilds the index from every record in the database.
-    pub async fn rebuild_from_registry(&self) -> Result<usize> {
-        let records = self
-            .packages
-            .list()
-            .await
-            .map_err(|e| SearchError::Unavailable(e.to_string()))?;
-        self.index.rebuild(&records).await?;
-        Ok(records.len())
     }
 }
