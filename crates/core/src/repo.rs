@@ -64,7 +64,6 @@ pub trait PackageRepository: Send + Sync {
     async fn delete(&self, id: &PackageId) -> RepoResult<bool>;
     /// Every package, ordered by id; the search index is rebuilt from this.
     async fn list(&self) -> RepoResult<Vec<PackageRecord>>;
-    async fn list_by_owner(&self, owner: &UserId) -> RepoResult<Vec<PackageRecord>>;
     /// Counts over every package, private ones too, without reading any record whole.
     async fn counts(&self) -> RepoResult<RegistryCounts>;
 }

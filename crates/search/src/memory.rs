@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use conductor_core::repo::{
     OutboxEntry, PackageRepository, RegistryCounts, RepoResult, SearchOutboxRepository,
 };
-use conductor_core::{PackageId, PackageRecord, Timestamp, UserId};
+use conductor_core::{PackageId, PackageRecord, Timestamp};
 
 /// Packages by id, as the database would keep them.
 #[derive(Debug, Default)]
@@ -41,10 +41,6 @@ impl PackageRepository for MemoryPackages {
 
     async fn list(&self) -> RepoResult<Vec<PackageRecord>> {
         Ok(self.with(|all| all.values().cloned().collect()))
-    }
-
-    async fn list_by_owner(&self, owner: &UserId) -> RepoResult<Vec<PackageRecord>> {
-        Ok(self.with(|all| all.values().filter(|r| r.id.owner() == owner).cloned().collect()))
     }
 
     async fn counts(&self) -> RepoResult<RegistryCounts> {

@@ -24,7 +24,6 @@ const BASE_URL_PLACEHOLDER: &str = "__CONDUCTOR_BASE_URL__";
 pub struct Identity {
     pub accounts: Accounts,
     pub login: LoginFlow,
-    pub permissions: PermissionService,
     /// Whether the `dev` provider is active (configured, loopback base URL, not production).
     pub dev_login: bool,
     /// The provider `/user/check` also lists as `google`, for the web clients (`auth.web_client_provider`).
@@ -46,7 +45,6 @@ impl Identity {
         clock: Arc<dyn Clock>,
     ) -> Result<Self, StartupError> {
         let accounts = accounts(settings, repositories, clock.clone(), None)?;
-        let permissions = PermissionService::new(repositories.permissions.clone());
         let base_url = settings.server.base_url.clone();
         let login = LoginFlow::new(
             provider_configs(settings)?,
@@ -79,7 +77,6 @@ impl Identity {
         Ok(Self {
             accounts,
             login,
-            permissions,
             dev_login,
             google_alias,
             token_in_query: settings.auth.token_in_query,

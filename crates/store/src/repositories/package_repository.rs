@@ -80,22 +80,6 @@ macro_rules! impl_packages {
                 .await
             }
 
-            async fn list_by_owner(&self, owner: &UserId) -> RepoResult<Vec<PackageRecord>> {
-                let owner = owner.as_str().to_owned();
-                self.run(move |conn: &mut $conn| {
-                    packages::table
-                        .filter(packages::owner.eq(owner))
-                        .select(PackageRow::as_select())
-                        .order(packages::id)
-                        .load(conn)
-                        .map_err(query_error)?
-                        .into_iter()
-                        .map(PackageRow::into_record)
-                        .collect()
-                })
-                .await
-            }
-
             async fn counts(&self) -> RepoResult<RegistryCounts> {
                 use diesel::sql_types::{BigInt, Nullable};
                 self.run(move |conn: &mut $conn| {
