@@ -508,3 +508,6 @@ fn a_web_client_provider_that_is_not_configured_stops_start_up() {
 
 #[path = "registry/import.rs"]
 mod registry_import;
+
+// Loading as a deployer runs it, in this one test binary (one link on two cores, not two).
+mod loading;

@@ -1,12 +1,5 @@
 //! Loading as a deployer runs it: `conductor package load|remove`, and a loading process killed mid-stream.
 
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    reason = "test code: a failure fails the test"
-)]
-
 use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::path::Path;
