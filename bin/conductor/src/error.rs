@@ -211,6 +211,8 @@ impl From<conductor_loader::SubmitError> for ApiError {
             E::NotAllowed(reason) => Self::bad_request("url-not-allowed", reason),
             E::Unreadable(reason) => Self::bad_request("unreadable-datapackage", reason),
             E::Store(e) => e.into(),
+            E::Busy(reason) => Self::new(StatusCode::CONFLICT, "load-in-progress", reason),
+            E::Load(e) => e.into(),
         }
     }
 }

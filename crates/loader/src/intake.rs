@@ -10,7 +10,7 @@ use conductor_core::{Clock, DatasetName, LoadJob, LoadStatus, NewLoadJob, Packag
 use serde_json::{Value, json};
 use url::Url;
 
-use crate::job::{Loader, hide_email};
+use crate::job::{LoadError, Loaded, Loader, Observer, hide_email};
 
 /// Why an upload did not become a queued job.
 #[derive(Debug, thiserror::Error)]
@@ -23,6 +23,11 @@ pub enum SubmitError {
     Unreadable(String),
     #[error("the job could not be recorded: {0}")]
     Store(#[from] RepoError),
+    /// A load of the package is queued or running already (an in-process load would race it for its tables).
+    #[error("{0}")]
+    Busy(String),
+    #[error(transparent)]
+    Load(#[from] LoadError),
 }
 
 impl Loader {
@@ -48,6 +53,32 @@ impl Loader {
                 Err(SubmitError::Unreadable(reason))
             }
         }
+    }
+
+    /// Loads `url` for `owner` in this process (the operator's `conductor package load`): the descriptor read
+    /// under the same rules, the job recorded as already claimed (no serving replica's worker takes a job only
+    /// this process may read), then run here, reporting to `observer`.
+    pub async fn load_here(
+        &self,
+        url: &Url,
+        owner: &UserId,
+        observer: &dyn Observer,
+    ) -> Result<Loaded, SubmitError> {
+        let (_, package_id) = self.read_descriptor(url, owner).await?;
+        // One package's loads run one at a time: this one would race a queued or running job for its tables.
+        if let Some(running) = self.jobs.unfinished_for_package(&package_id).await? {
+            return Err(SubmitError::Busy(format!(
+                "a load of {package_id} is {} (job {}); try again when it has finished",
+                running.status, running.id
+            )));
+        }
+        let job = NewLoadJob {
+            package_id,
+            datapackage_url: url.to_string(),
+            owner: owner.clone(),
+        };
+        let job = self.jobs.enqueue_claimed(&job, self.clock.now()).await?;
+        Ok(self.run(&job, observer).await?)
     }
 
     /// A job that failed before it was queued: inserted as claimed (no worker may take it), then failed.

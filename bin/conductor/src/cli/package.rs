@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use anyhow::{Context, bail};
 use clap::Subcommand;
-use conductor_core::{Clock, LoadStatus, NewLoadJob, PackageId, SystemClock, UserId};
+use conductor_core::{Clock, LoadStatus, PackageId, SystemClock, UserId};
 use conductor_loader::Observer;
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -94,25 +94,8 @@ fn descriptor_path(given: &Path) -> anyhow::Result<PathBuf> {
 }
 
 async fn load(loading: &Loading, url: &url::Url, owner: UserId) -> anyhow::Result<()> {
-    let loader = &loading.loader;
-    let (_, package_id) = loader.read_descriptor(url, &owner).await?;
-    // One package's loads run one at a time: this one would race a queued or running job for its tables.
-    if let Some(running) = loader.jobs.unfinished_for_package(&package_id).await? {
-        bail!(
-            "a load of {package_id} is {} (job {}); try again when it has finished",
-            running.status,
-            running.id
-        );
-    }
-    let job = NewLoadJob {
-        package_id: package_id.clone(),
-        datapackage_url: url.to_string(),
-        owner,
-    };
-    // Recorded as already claimed, so no serving replica's worker takes a job only this process can read.
-    let job = loader.jobs.enqueue_claimed(&job, loader.clock.now()).await?;
     let bar = Bar::new();
-    let outcome = loader.run(&job, &bar).await;
+    let outcome = loading.loader.load_here(url, &owner, &bar).await;
     bar.bar.finish_and_clear();
     let loaded = outcome?;
     eprintln!(
