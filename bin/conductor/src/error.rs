@@ -237,6 +237,17 @@ impl From<conductor_loader::ManageError> for ApiError {
     }
 }
 
+impl From<crate::services::hooks::HookError> for ApiError {
+    fn from(error: crate::services::hooks::HookError) -> Self {
+        use crate::services::hooks::HookError as E;
+        match &error {
+            E::NotAllowed(_) => Self::new(StatusCode::FORBIDDEN, "forbidden", error.to_string()),
+            E::Failed(_) => Self::new(StatusCode::BAD_GATEWAY, "hook-failed", error.to_string()),
+            E::Client(_) => Self::internal(error),
+        }
+    }
+}
+
 /// Gives every error of an endpoint whose original answered `{"success": false, "error": ...}` that shape: wraps
 /// the resource, so its handler never chooses a shape per `?`.
 pub async fn success_shape(

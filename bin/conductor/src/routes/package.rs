@@ -14,6 +14,7 @@ use crate::credentials::permission;
 use crate::error::{ApiError, success_shape, upload_status_shape};
 use crate::params::Params;
 use crate::services::auth::Identity;
+use crate::services::hooks;
 use crate::services::loader::Loading;
 use crate::settings::Settings;
 
@@ -201,85 +202,10 @@ async fn run_hooks(
         .ok_or_else(|| ApiError::bad_request("missing-parameter", "pipeline is required"))?;
     let pipeline = url::Url::parse(raw)
         .map_err(|_| ApiError::bad_request("invalid-url", format!("{raw:?} is not a URL")))?;
-    if !hook_allowed(&pipeline, &settings.loader.hook_allowlist) {
-        return Err(forbidden(format!("{pipeline} is not in loader.hook_allowlist")));
-    }
-    let address = hook_address(&pipeline, &settings.loader.hook_allowlist)
-        .await
-        .map_err(forbidden)?;
+    let hook = hooks::check(&pipeline, &settings.loader.hook_allowlist).await?;
     let payload = loading.loader.hook_payload(&id).await.map_err(ApiError::from)?;
-    let file = reqwest::multipart::Part::bytes(payload.to_string().into_bytes())
-        .file_name("package-url.jsonld")
-        .mime_str("application/ld+json")
-        .map_err(ApiError::internal)?;
-    // Pinned to the address checked above, so a second DNS answer cannot point the post elsewhere.
-    let client = reqwest::Client::builder()
-        .resolve(pipeline.host_str().unwrap_or_default(), address)
-        .no_proxy()
-        .redirect(reqwest::redirect::Policy::none())
-        .timeout(std::time::Duration::from_secs(60))
-        .build()
-        .map_err(ApiError::internal)?;
-    let response = client
-        .post(pipeline.clone())
-        .multipart(reqwest::multipart::Form::new().part("input", file))
-        .send()
-        .await
-        .map_err(|e| ApiError::new(StatusCode::BAD_GATEWAY, "hook-failed", format!("{pipeline}: {e}")))?;
-    let success = response.status().is_success();
-    let text = read_capped(response, HOOK_RESPONSE_LIMIT).await;
+    let (success, text) = hook.post(&payload).await?;
     Ok(HttpResponse::Ok().json(json!({"success": success, "response": text, "payload": payload})))
-}
-
-/// The most of a hook's answer passed back to the caller.
-const HOOK_RESPONSE_LIMIT: usize = 64 * 1024;
-
-/// A response body as text, cut at `limit` bytes so a large answer cannot fill our memory.
-async fn read_capped(mut response: reqwest::Response, limit: usize) -> String {
-    let mut body = Vec::new();
-    while let Ok(Some(chunk)) = response.chunk().await {
-        body.extend_from_slice(&chunk[..chunk.len().min(limit - body.len())]);
-        if body.len() >= limit {
-            break;
-        }
-    }
-    String::from_utf8_lossy(&body).into_owned()
-}
-
-/// The address a hook is posted to: the host's, refused when it is loopback, private or link-local unless an
-/// allow-list entry names that very IP (the loader's rule for fetches).
-async fn hook_address(url: &url::Url, allowlist: &[String]) -> Result<std::net::SocketAddr, String> {
-    let host = url.host_str().ok_or_else(|| format!("{url} has no host"))?;
-    let port = url.port_or_known_default().unwrap_or(80);
-    let named_ips: Vec<std::net::IpAddr> = allowlist
-        .iter()
-        .filter_map(|entry| url::Url::parse(entry).ok())
-        .filter_map(|entry| entry.host_str()?.trim_matches(['[', ']']).parse().ok())
-        .collect();
-    let addresses = tokio::net::lookup_host((host.trim_matches(['[', ']']), port))
-        .await
-        .map_err(|e| format!("{host} does not resolve: {e}"))?;
-    let mut first_refused = None;
-    for address in addresses {
-        if !conductor_loader::fetch::forbidden(address.ip()) || named_ips.contains(&address.ip()) {
-            return Ok(address);
-        }
-        first_refused.get_or_insert(address.ip());
-    }
-    Err(match first_refused {
-        Some(ip) => {
-            format!("{host} resolves to {ip}, a private address; name that IP in loader.hook_allowlist")
-        }
-        None => format!("{host} does not resolve"),
-    })
-}
-
-fn hook_allowed(url: &url::Url, allowlist: &[String]) -> bool {
-    // The same prefix rule as the loader's fetch allow-list.
-    allowlist
-        .iter()
-        .filter_map(|p| url::Url::parse(p).ok())
-        .any(|prefix| conductor_loader::fetch::is_under(url, &prefix))
 }
 
 async fn stats(loading: web::Data<Loading>) -> Result<HttpResponse, ApiError> {
@@ -324,41 +250,5 @@ mod tests {
             (json!("fail"), json!(0.0))
         );
         assert_eq!(body["error"], "row 3, column \"amount\": \"x\" is not a number");
-    }
-
-    #[test]
-    fn hooks_go_only_to_allow_listed_prefixes() {
-        let allow = vec!["https://apps.openbudgets.eu/linkedpipes/execute/".to_owned()];
-        let url = |s: &str| url::Url::parse(s).unwrap();
-        assert!(hook_allowed(
-            &url("https://apps.openbudgets.eu/linkedpipes/execute/fdp2rdf"),
-            &allow
-        ));
-        assert!(!hook_allowed(&url("https://apps.openbudgets.eu/other"), &allow));
-        let no_slash = vec!["https://apps.openbudgets.eu/linkedpipes/execute".to_owned()];
-        assert!(hook_allowed(
-            &url("https://apps.openbudgets.eu/linkedpipes/execute/x"),
-            &no_slash
-        ));
-        assert!(!hook_allowed(
-            &url("https://apps.openbudgets.eu/linkedpipes/execute-evil"),
-            &no_slash
-        ));
-        assert!(!hook_allowed(
-            &url("https://apps.openbudgets.eu/linkedpipes/execute/..%2f..%2fadmin"),
-            &allow
-        ));
-        assert!(!hook_allowed(
-            &url("http://apps.openbudgets.eu/linkedpipes/execute/x"),
-            &allow
-        ));
-        assert!(!hook_allowed(
-            &url("https://169.254.169.254/linkedpipes/execute/"),
-            &allow
-        ));
-        assert!(!hook_allowed(
-            &url("https://apps.openbudgets.eu/linkedpipes/execute/x"),
-            &[]
-        ));
     }
 }

@@ -4,6 +4,7 @@
 
 pub mod auth;
 pub mod datastore;
+pub mod hooks;
 pub mod loader;
 pub mod search;
 
