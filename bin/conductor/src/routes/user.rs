@@ -3,7 +3,7 @@
 use actix_web::http::header::{self, CacheControl, CacheDirective};
 use actix_web::middleware::from_fn;
 use actix_web::{HttpRequest, HttpResponse, web};
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
 use crate::credentials::token;
 use crate::error::{ApiError, success_shape};
@@ -44,31 +44,7 @@ async fn check(
         })));
     }
     let next = params.get("next").unwrap_or(identity.base_url.as_str());
-    let mut providers = Map::new();
-    let names = identity
-        .login
-        .providers()
-        .map(|(name, display)| (name.to_owned(), display.to_owned()));
-    let dev = identity.dev_login.then(|| {
-        (
-            conductor_auth::DEV_PROVIDER.to_owned(),
-            "Development login".to_owned(),
-        )
-    });
-    for (name, display) in names.chain(dev) {
-        providers.insert(
-            name.clone(),
-            json!({"url": identity.login_url(&name, next), "name": display}),
-        );
-    }
-    // The web clients read `providers.google.url` only.
-    if let Some(listed) = identity
-        .google_alias
-        .as_ref()
-        .and_then(|alias| providers.get(alias).cloned())
-    {
-        providers.entry("google").or_insert(listed);
-    }
+    let providers = identity.login_providers(next);
     Ok(HttpResponse::Ok().json(json!({"authenticated": false, "providers": providers})))
 }
 

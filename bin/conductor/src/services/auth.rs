@@ -88,6 +88,32 @@ impl Identity {
         })
     }
 
+    /// What `/user/check` offers a visitor: each provider's login URL returning to `next`, and its name; the
+    /// `dev` provider where it is active, and the `web_client_provider` again as `google` (the web clients read
+    /// `providers.google.url` only).
+    pub fn login_providers(&self, next: &str) -> serde_json::Map<String, serde_json::Value> {
+        let dev = self
+            .dev_login
+            .then_some((conductor_auth::DEV_PROVIDER, "Development login"));
+        let mut providers: serde_json::Map<String, serde_json::Value> = self
+            .login
+            .providers()
+            .chain(dev)
+            .map(|(name, display)| {
+                let listed = serde_json::json!({"url": self.login_url(name, next), "name": display});
+                (name.to_owned(), listed)
+            })
+            .collect();
+        if let Some(listed) = self
+            .google_alias
+            .as_ref()
+            .and_then(|alias| providers.get(alias).cloned())
+        {
+            providers.entry("google").or_insert(listed);
+        }
+        providers
+    }
+
     /// `<base_url>/oauth/<provider>/login?next=<next>`: the URL `/user/check` offers for each provider.
     pub fn login_url(&self, provider: &str, next: &str) -> String {
         let mut url = self.base_url.clone();
