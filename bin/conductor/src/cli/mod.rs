@@ -157,6 +157,13 @@ async fn migrated_database(settings: &Settings) -> anyhow::Result<Database> {
     Ok(database)
 }
 
+/// Every service, as `serve` builds them, on the configured database with this build's migrations applied.
+async fn migrated_services(settings: &Settings) -> anyhow::Result<crate::services::Services> {
+    let services = crate::services::Services::build(settings, 1)?;
+    services.database.migrate().await?;
+    Ok(services)
+}
+
 /// A command's result on stdout, one line, so scripts can capture it.
 fn print_line(line: &str) {
     #[expect(clippy::print_stdout, reason = "a command's result is its output")]
@@ -166,9 +173,7 @@ fn print_line(line: &str) {
 }
 
 async fn reindex(settings: Settings) -> anyhow::Result<()> {
-    let database = migrated_database(&settings).await?;
-    let clock = std::sync::Arc::new(conductor_core::SystemClock);
-    let state = crate::services::search::SearchState::build(&settings, database.repositories(), clock)?;
+    let state = migrated_services(&settings).await?.search;
     let count = state.search.rebuild_from_registry().await?;
     eprintln!(
         "conductor: the {} search index now holds {count} package(s)",

@@ -2,18 +2,15 @@
 //! `conductor package remove ID...`.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{Context, bail};
 use clap::Subcommand;
-use conductor_core::{Clock, LoadStatus, PackageId, SystemClock, UserId};
+use conductor_core::{LoadStatus, PackageId, UserId};
 use conductor_loader::Observer;
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::services::datastore::Storage;
 use crate::services::loader::Loading;
-use crate::services::search::SearchState;
 use crate::settings::Settings;
 
 #[derive(Debug, Subcommand)]
@@ -34,11 +31,7 @@ pub enum PackageCommand {
 }
 
 pub async fn package(settings: Settings, command: PackageCommand) -> anyhow::Result<()> {
-    let database = super::migrated_database(&settings).await?;
-    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let storage = Storage::build(&settings, clock.clone())?;
-    let search = SearchState::build(&settings, database.repositories(), clock.clone())?;
-    let mut loading = Loading::build(&settings, &database, &storage, &search, clock)?;
+    let mut loading = super::migrated_services(&settings).await?.loading;
     match command {
         PackageCommand::Load { source, owner } => {
             let owner = owner_id(&owner)?;
