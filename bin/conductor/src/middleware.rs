@@ -58,12 +58,6 @@ pub async fn limit_body(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, Error> {
-    // Uploads to the local datastore are bounded by the length that was signed, checked as they stream.
-    if req.method() == actix_web::http::Method::PUT
-        && req.path().starts_with(crate::routes::datastore::FILES_PREFIX)
-    {
-        return Ok(next.call(req).await?.map_into_left_body());
-    }
     let limit = req.app_data::<web::Data<BodyLimit>>().map_or(u64::MAX, |l| l.0);
     let announced = req
         .headers()

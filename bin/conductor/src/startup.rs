@@ -120,18 +120,17 @@ impl Application {
                 .app_data(web::PayloadConfig::new(saturating_usize(body_limit)))
                 .app_data(json_config(body_limit))
                 .app_data(web::FormConfig::default().limit(saturating_usize(body_limit)))
-                .configure(routes::health::configure)
-                .configure(|cfg| {
-                    if metrics_on_api_port {
-                        routes::health::configure_metrics(cfg);
-                    }
-                })
-                .configure(routes::user::configure)
-                .configure(routes::oauth::configure)
-                .configure(routes::datastore::configure)
-                .configure(routes::search::configure)
-                .configure(routes::package::configure)
-                .configure(|cfg| extra_routes(cfg))
+                // Uploads to the local datastore are bounded by the length that was signed, checked as they
+                // stream: their scope is the one the body limit does not wrap.
+                .service(
+                    web::scope(routes::datastore::FILES_SCOPE).configure(routes::datastore::configure_files),
+                )
+                .service(
+                    web::scope("")
+                        .wrap(from_fn(middleware::limit_body))
+                        .configure(|cfg| routes::configure(cfg, metrics_on_api_port))
+                        .configure(|cfg| extra_routes(cfg)),
+                )
                 .default_service(web::to(not_found))
                 // Outermost last: tracing sees every request, metrics count even refused ones.
                 .wrap(
@@ -139,7 +138,6 @@ impl Application {
                         .handler(StatusCode::METHOD_NOT_ALLOWED, middleware::method_not_allowed),
                 )
                 .wrap(from_fn(middleware::jsonp))
-                .wrap(from_fn(middleware::limit_body))
                 // The deadline wraps the refusal too: it drains what it refuses.
                 .wrap(from_fn(limits::refuse_encoded_bodies))
                 .wrap(from_fn(limits::body_deadline))

@@ -15,17 +15,21 @@ use crate::services::auth::Identity;
 use crate::services::datastore::Storage;
 
 /// Where the local datastore's files are uploaded and read.
-pub const FILES_PREFIX: &str = "/datastore/files/";
+pub const FILES_SCOPE: &str = "/datastore/files";
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(web::resource(["/datastore/", "/datastore/authorize"]).post(authorize))
-        .service(web::resource("/datastore/info").get(info))
-        .service(
-            web::resource("/datastore/files/{key:.+}")
-                .put(put_file)
-                .get(get_file)
-                .head(get_file),
-        );
+        .service(web::resource("/datastore/info").get(info));
+}
+
+/// The local datastore's files, under [`FILES_SCOPE`].
+pub fn configure_files(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::resource("/{key:.+}")
+            .put(put_file)
+            .get(get_file)
+            .head(get_file),
+    );
 }
 
 /// Signs one PUT per file of a data package, for the token holder's own prefix.
