@@ -23,7 +23,9 @@ pub use descriptor::{LoadPlan, PlannedField, Problem, plan};
 pub use fdp::{FdpModel, InputField, ModelErrors, fields_to_model};
 pub use fetch::{FetchError, FetchPolicy, Source};
 pub use intake::SubmitError;
-pub use job::{ApiCache, LoadError, Loaded, Loader, LoaderSettings, NoApiCache, Observer, Quiet, Shutdown};
+pub use job::{
+    ApiCache, LoadError, Loaded, Loader, LoaderParts, LoaderSettings, NoApiCache, Observer, Quiet, Shutdown,
+};
 pub use manage::{ManageError, Publish, Stats};
 pub use star::{StarLayout, staging_name};
 pub use values::{Cell, ValueError, ValueFormat, read_value};

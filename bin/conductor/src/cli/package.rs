@@ -40,7 +40,7 @@ pub async fn package(settings: Settings, command: PackageCommand) -> anyhow::Res
                 _ => {
                     let path = descriptor_path(Path::new(source.trim_start_matches("file://")))?;
                     let folder = path.parent().map(Path::to_owned).unwrap_or_default();
-                    loading.loader.settings.operator_folder = Some(folder);
+                    loading.loader = loading.loader.with_operator_folder(folder);
                     url::Url::from_file_path(&path)
                         .map_err(|()| anyhow::anyhow!("{} is not an absolute path", path.display()))?
                 }

@@ -90,8 +90,7 @@ async fn status(
         .unwrap_or_else(|_| raw.to_owned());
     let job = loading
         .loader
-        .jobs
-        .latest_for_url(&normalised)
+        .latest_job(&normalised)
         .await?
         .ok_or_else(|| ApiError::not_found("no load of this datapackage is known"))?;
     Ok(HttpResponse::Ok().json(status_body(&job, settings.compat.progress_as_fraction)))

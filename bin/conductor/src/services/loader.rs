@@ -7,7 +7,7 @@ use std::time::Duration;
 use conductor_core::Clock;
 use conductor_datastore::UploadSigner;
 use conductor_loader::fetch::{DatastoreFirst, DatastoreReads, HttpSource, Located};
-use conductor_loader::{ApiCache, Loader, LoaderSettings, NoApiCache, Shutdown, Vocabulary};
+use conductor_loader::{ApiCache, Loader, LoaderParts, LoaderSettings, NoApiCache, Vocabulary};
 use conductor_store::Database;
 use conductor_store::redis_cache::RedisApiCache;
 use tokio::sync::Notify;
@@ -70,7 +70,7 @@ impl Loading {
         });
         let datastore = storage.datastore.clone();
         let repositories = database.repositories();
-        let loader = Loader {
+        let loader = Loader::new(LoaderParts {
             vocabulary: Arc::new(vocabulary),
             jobs: repositories.load_jobs.clone(),
             packages: repositories.packages.clone(),
@@ -83,14 +83,13 @@ impl Loading {
             prefixes: Arc::new(move |owner| datastore.prefixes(owner)),
             cache,
             clock,
-            stopping: Shutdown::default(),
             settings: LoaderSettings {
                 fetch_allowlist: settings.loader.fetch_allowlist.clone(),
                 max_download: settings.loader.max_download.as_u64(),
                 heartbeat_timeout: settings.loader.heartbeat_timeout,
                 operator_folder: None,
             },
-        };
+        });
         Ok(Self {
             loader,
             wake: Arc::new(Notify::new()),
@@ -112,9 +111,9 @@ impl Loading {
         let loader = self.loader.clone();
         // Every replica sweeps, workers or not: failing a dead job is the same whoever does it.
         tokio::spawn(async move {
-            let every = (loader.settings.heartbeat_timeout / 2).max(Duration::from_millis(500));
+            let every = (loader.settings().heartbeat_timeout / 2).max(Duration::from_millis(500));
             let mut ticker = tokio::time::interval(every);
-            while !loader.stopping.is_set() {
+            while !loader.is_stopping() {
                 ticker.tick().await;
                 if let Err(e) = loader.fail_stale_jobs().await {
                     tracing::debug!(error = %e, "could not sweep stale load jobs; will retry");
@@ -126,7 +125,7 @@ impl Loading {
     /// Stops the workers: running loads stop, drop their staging tables and put their jobs back in the queue for
     /// another replica (or this one, restarted). Waits for that, up to a limit.
     pub async fn stop(&self) {
-        self.loader.stopping.set();
+        self.loader.stop();
         self.wake.notify_waiters();
         let handles: Vec<_> = match self.workers.lock() {
             Ok(mut running) => running.drain(..).collect(),

@@ -49,9 +49,8 @@ impl LoaderSettings {
     }
 }
 
-/// Everything a load needs, as ports.
-#[derive(Clone)]
-pub struct Loader {
+/// What a [`Loader`] is made of: the ports a load needs, and its settings.
+pub struct LoaderParts {
     pub vocabulary: Arc<Vocabulary>,
     pub jobs: Arc<dyn LoadJobRepository>,
     pub packages: Arc<dyn PackageRepository>,
@@ -62,8 +61,87 @@ pub struct Loader {
     pub cache: Arc<dyn ApiCache>,
     pub clock: Arc<dyn Clock>,
     pub settings: LoaderSettings,
+}
+
+impl std::fmt::Debug for LoaderParts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoaderParts").finish_non_exhaustive()
+    }
+}
+
+/// Everything a load needs, as ports. Built once with [`Loader::new`]; callers use its operations.
+#[derive(Clone)]
+pub struct Loader {
+    pub(crate) vocabulary: Arc<Vocabulary>,
+    pub(crate) jobs: Arc<dyn LoadJobRepository>,
+    pub(crate) packages: Arc<dyn PackageRepository>,
+    pub(crate) registry: Registry,
+    pub(crate) warehouse: Arc<dyn Warehouse>,
+    pub(crate) source: Arc<dyn Source>,
+    pub(crate) prefixes: Prefixes,
+    pub(crate) cache: Arc<dyn ApiCache>,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) settings: LoaderSettings,
     /// Set when this process shuts down: running loads stop and their jobs go back to the queue.
-    pub stopping: Shutdown,
+    pub(crate) stopping: Shutdown,
+}
+
+impl Loader {
+    pub fn new(parts: LoaderParts) -> Self {
+        let LoaderParts {
+            vocabulary,
+            jobs,
+            packages,
+            registry,
+            warehouse,
+            source,
+            prefixes,
+            cache,
+            clock,
+            settings,
+        } = parts;
+        Self {
+            vocabulary,
+            jobs,
+            packages,
+            registry,
+            warehouse,
+            source,
+            prefixes,
+            cache,
+            clock,
+            settings,
+            stopping: Shutdown::default(),
+        }
+    }
+
+    /// This loader reading `file:` URLs under `folder` too: an operator's `conductor package load PATH`.
+    #[must_use]
+    pub fn with_operator_folder(mut self, folder: std::path::PathBuf) -> Self {
+        self.settings.operator_folder = Some(folder);
+        self
+    }
+
+    pub fn settings(&self) -> &LoaderSettings {
+        &self.settings
+    }
+
+    /// Stops this process's loads: running ones give their jobs back to the queue.
+    pub fn stop(&self) {
+        self.stopping.set();
+    }
+
+    pub fn is_stopping(&self) -> bool {
+        self.stopping.is_set()
+    }
+
+    /// The newest job for a datapackage URL: what `/package/status` reports.
+    pub async fn latest_job(
+        &self,
+        datapackage_url: &str,
+    ) -> Result<Option<conductor_core::LoadJob>, LoadError> {
+        Ok(self.jobs.latest_for_url(datapackage_url).await?)
+    }
 }
 
 impl std::fmt::Debug for Loader {
