@@ -274,7 +274,8 @@ impl TestApp {
     /// A token issuer with this gateway's development key and issuer, to make tokens the gateway would not
     /// (expired, of another kind, for another service).
     pub fn forger(&self, user_ttl: Duration, permission_ttl: Duration) -> conductor_auth::TokenIssuer {
-        let keys = conductor_auth::KeySet::development(&self.data_dir().join("keys")).expect("the dev key");
+        let keys = conductor_auth::KeySet::development(&self.data_dir().join("keys"), Vec::new())
+            .expect("the dev key");
         conductor_auth::TokenIssuer::new(
             std::sync::Arc::new(keys),
             conductor_auth::TokenPolicy {

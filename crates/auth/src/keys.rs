@@ -201,9 +201,9 @@ impl KeySet {
         })
     }
 
-    /// The development key pair under `dir` (`private.pem`, `public.pem`), generated on first use. Only for
-    /// development: production configures its keys.
-    pub fn development(dir: &Path) -> Result<Self, KeyError> {
+    /// The development key pair under `dir` (`private.pem`, `public.pem`), generated on first use, with the
+    /// `retired` public keys still published. Only for development: production configures its keys.
+    pub fn development(dir: &Path, retired: Vec<PublicKey>) -> Result<Self, KeyError> {
         let private = dir.join("private.pem");
         let public = dir.join("public.pem");
         if !private.exists() {
@@ -219,7 +219,7 @@ impl KeySet {
             })?;
             tracing::info!(path = %private.display(), "generated a development signing key");
         }
-        Self::from_files(&private, Some(&public), Vec::new())
+        Self::from_files(&private, Some(&public), retired)
     }
 
     pub fn current(&self) -> &PublicKey {
@@ -360,6 +360,16 @@ mod tests {
     }
 
     #[test]
+    fn the_development_pair_publishes_retired_keys_too() {
+        let dir = tempfile::tempdir().unwrap();
+        let old = KeySet::generate().unwrap();
+        let retired = PublicKey::from_pem(&old.public_pem, "old").unwrap();
+        let keys = KeySet::development(dir.path(), vec![retired.clone()]).unwrap();
+        assert_eq!(keys.jwks().keys.len(), 2, "the current key and the retired one");
+        assert!(keys.verifying_key(Some(retired.kid())).is_some());
+    }
+
+    #[test]
     fn small_keys_and_garbage_are_refused() {
         // A 1024-bit key (generated with `openssl genrsa 1024`), which must never sign.
         let small = include_str!("../testdata/rsa1024.pem");
@@ -386,8 +396,8 @@ mod tests {
     fn development_keys_are_generated_once_and_private() {
         use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().unwrap();
-        let first = KeySet::development(dir.path()).unwrap();
-        let again = KeySet::development(dir.path()).unwrap();
+        let first = KeySet::development(dir.path(), Vec::new()).unwrap();
+        let again = KeySet::development(dir.path(), Vec::new()).unwrap();
         assert_eq!(first.current().kid(), again.current().kid());
         let mode = fs::metadata(dir.path().join("private.pem"))
             .unwrap()

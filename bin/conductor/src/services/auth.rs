@@ -191,7 +191,7 @@ fn load_keys(settings: &Settings) -> Result<KeySet, StartupError> {
         (None, Some(pem)) => KeySet::from_pems(pem.expose(), public_pem.as_deref(), retired)?,
         (None, None) => {
             tracing::warn!("no signing key configured: using the development key pair under data_dir/keys");
-            KeySet::development(&settings.data_dir.join("keys"))?
+            KeySet::development(&settings.data_dir.join("keys"), retired)?
         }
     };
     Ok(set)
