@@ -242,12 +242,14 @@ async fn a_trickling_body_is_cut_at_its_deadline() {
     })
     .await;
     let port = app.port;
-    let body = br#"{"metadata": {"owner": "x", "name": "y"}, "filedata": {}}"#;
+    // /user/update reads its form body before it looks at the token (routes that need a permission token now
+    // refuse before reading any body).
+    let body = b"username=someone-who-types-very-slowly&more=padding-padding-padding";
     let head = format!(
-        "POST /datastore/ HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        "POST /user/update HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n",
         body.len()
     );
-    // 57 bytes at one per 500 ms would take 28 s; the deadline ends it after 2.
+    // At a byte every 500 ms this body would take over 30 s; the deadline ends it after 2.
     let answer = tokio::task::spawn_blocking(move || trickle(port, &head, body, Duration::from_millis(500)))
         .await
         .unwrap();

@@ -1,8 +1,13 @@
 //! The credentials a request carries, read one way for every route: the token (`Authorization: Bearer`, the
-//! `Auth-Token` header or the `jwt` parameter) and a verified permission token.
+//! `Auth-Token` header or the `jwt` parameter) and a verified permission token, which a handler asks for in its
+//! signature ([`PermissionToken`]).
 
-use actix_web::HttpRequest;
+use std::future::Future;
+use std::pin::Pin;
+
+use actix_web::dev::Payload;
 use actix_web::http::header;
+use actix_web::{FromRequest, HttpRequest, web};
 use conductor_auth::PermissionClaims;
 
 use crate::error::ApiError;
@@ -37,4 +42,30 @@ pub fn permission(
         .tokens()
         .verify_permission(token, identity.clock.now())
         .map_err(|e| ApiError::unauthorized(format!("the permission token was refused: {e}")))
+}
+
+/// A verified permission token and the request's parameters, as one extractor (the parameters are read once,
+/// form body included): 401 when the request carries no token or one that does not verify.
+#[derive(Debug)]
+pub struct PermissionToken {
+    pub claims: PermissionClaims,
+    pub params: Params,
+}
+
+impl FromRequest for PermissionToken {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let params = Params::from_request(req, payload);
+        let request = req.clone();
+        Box::pin(async move {
+            let params = params.await?;
+            let identity = request
+                .app_data::<web::Data<Identity>>()
+                .ok_or_else(|| ApiError::internal("the identity service is not configured"))?;
+            let claims = permission(&request, &params, identity)?;
+            Ok(Self { claims, params })
+        })
+    }
 }

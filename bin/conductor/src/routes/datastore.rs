@@ -8,7 +8,7 @@ use conductor_datastore::{ObjectKey, UploadRequest};
 use conductor_permissions::{DATASTORE_SERVICE, Holder};
 use serde_json::json;
 
-use crate::credentials::permission;
+use crate::credentials::PermissionToken;
 use crate::error::ApiError;
 use crate::params::Params;
 use crate::services::auth::Identity;
@@ -34,13 +34,10 @@ pub fn configure_files(cfg: &mut web::ServiceConfig) {
 
 /// Signs one PUT per file of a data package, for the token holder's own prefix.
 async fn authorize(
-    request: HttpRequest,
-    params: Params,
+    PermissionToken { claims, .. }: PermissionToken,
     body: web::Json<UploadRequest>,
-    identity: web::Data<Identity>,
     storage: web::Data<Storage>,
 ) -> Result<HttpResponse, ApiError> {
-    let claims = permission(&request, &params, &identity)?;
     let holder = Holder {
         userid: &claims.userid,
         service: &claims.service,
@@ -52,12 +49,9 @@ async fn authorize(
 
 /// The URL prefixes of the token holder's files.
 async fn info(
-    request: HttpRequest,
-    params: Params,
-    identity: web::Data<Identity>,
+    PermissionToken { claims, .. }: PermissionToken,
     storage: web::Data<Storage>,
 ) -> Result<HttpResponse, ApiError> {
-    let claims = permission(&request, &params, &identity)?;
     if claims.service != DATASTORE_SERVICE {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,

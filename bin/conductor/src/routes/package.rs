@@ -2,7 +2,7 @@
 
 use actix_web::http::StatusCode;
 use actix_web::middleware::from_fn;
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpResponse, web};
 use conductor_auth::PermissionClaims;
 use conductor_core::{LoadJob, PackageId};
 use conductor_loader::Publish;
@@ -10,10 +10,9 @@ use conductor_permissions::{Holder, may_manage, may_upload};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::credentials::permission;
+use crate::credentials::PermissionToken;
 use crate::error::{ApiError, success_shape, upload_status_shape};
 use crate::params::Params;
-use crate::services::auth::Identity;
 use crate::services::hooks;
 use crate::services::loader::Loading;
 use crate::settings::Settings;
@@ -57,12 +56,9 @@ fn forbidden(error: impl std::fmt::Display) -> ApiError {
 
 /// Records a load job for a datapackage under the caller's own prefixes and returns at once.
 async fn upload(
-    request: HttpRequest,
-    params: Params,
-    identity: web::Data<Identity>,
+    PermissionToken { claims, params }: PermissionToken,
     loading: web::Data<Loading>,
 ) -> Result<HttpResponse, ApiError> {
-    let claims = permission(&request, &params, &identity)?;
     may_upload(holder(&claims), &claims.userid).map_err(forbidden)?;
     let raw = params
         .get("datapackage")
@@ -115,29 +111,21 @@ fn status_body(job: &LoadJob, progress_as_fraction: bool) -> Value {
 }
 
 /// The package named by `id`, after checking the caller may manage it .
-fn managed(
-    request: &HttpRequest,
-    params: &Params,
-    identity: &Identity,
-) -> Result<(PermissionClaims, PackageId), ApiError> {
-    let claims = permission(request, params, identity)?;
-    let raw = params
+fn managed(auth: &PermissionToken) -> Result<PackageId, ApiError> {
+    let raw = auth
+        .params
         .get("id")
         .ok_or_else(|| ApiError::bad_request("missing-parameter", "id is required"))?;
     let id =
         PackageId::parse(raw).map_err(|e| ApiError::bad_request("invalid-id", format!("{raw:?}: {e}")))?;
-    may_manage(holder(&claims), id.owner()).map_err(forbidden)?;
-    Ok((claims, id))
+    may_manage(holder(&auth.claims), id.owner()).map_err(forbidden)?;
+    Ok(id)
 }
 
-async fn publish(
-    request: HttpRequest,
-    params: Params,
-    identity: web::Data<Identity>,
-    loading: web::Data<Loading>,
-) -> Result<HttpResponse, ApiError> {
-    let (_, id) = managed(&request, &params, &identity)?;
-    let mode: Publish = params
+async fn publish(auth: PermissionToken, loading: web::Data<Loading>) -> Result<HttpResponse, ApiError> {
+    let id = managed(&auth)?;
+    let mode: Publish = auth
+        .params
         .get("publish")
         .unwrap_or("toggle")
         .parse()
@@ -146,13 +134,8 @@ async fn publish(
     Ok(HttpResponse::Ok().json(json!({"success": true, "published": published})))
 }
 
-async fn delete(
-    request: HttpRequest,
-    params: Params,
-    identity: web::Data<Identity>,
-    loading: web::Data<Loading>,
-) -> Result<HttpResponse, ApiError> {
-    let (_, id) = managed(&request, &params, &identity)?;
+async fn delete(auth: PermissionToken, loading: web::Data<Loading>) -> Result<HttpResponse, ApiError> {
+    let id = managed(&auth)?;
     let existed = loading.loader.remove(&id).await.map_err(ApiError::from)?;
     if !existed {
         return Err(ApiError::not_found(format!("no package {id}")));
@@ -166,13 +149,11 @@ struct DefaultParams {
 }
 
 async fn update_params(
-    request: HttpRequest,
-    params: Params,
+    auth: PermissionToken,
     body: web::Bytes,
-    identity: web::Data<Identity>,
     loading: web::Data<Loading>,
 ) -> Result<HttpResponse, ApiError> {
-    let (_, id) = managed(&request, &params, &identity)?;
+    let id = managed(&auth)?;
     let body: DefaultParams = serde_json::from_slice(&body).map_err(|e| {
         ApiError::bad_request(
             "invalid-json",
@@ -189,14 +170,13 @@ async fn update_params(
 
 /// Posts the package's JSON-LD to an allow-listed pipeline, as a multipart file `input` (DESIGN §7).
 async fn run_hooks(
-    request: HttpRequest,
-    params: Params,
-    identity: web::Data<Identity>,
+    auth: PermissionToken,
     loading: web::Data<Loading>,
     settings: web::Data<Settings>,
 ) -> Result<HttpResponse, ApiError> {
-    let (_, id) = managed(&request, &params, &identity)?;
-    let raw = params
+    let id = managed(&auth)?;
+    let raw = auth
+        .params
         .get("pipeline")
         .ok_or_else(|| ApiError::bad_request("missing-parameter", "pipeline is required"))?;
     let pipeline = url::Url::parse(raw)
