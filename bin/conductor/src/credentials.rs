@@ -30,7 +30,7 @@ pub fn token<'a>(request: &'a HttpRequest, params: &'a Params) -> Option<&'a str
 }
 
 /// The request's permission token, verified: 401 when it is missing or does not verify as one.
-pub fn permission(
+fn permission(
     request: &HttpRequest,
     params: &Params,
     identity: &Identity,

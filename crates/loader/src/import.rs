@@ -178,15 +178,13 @@ impl RegistryImport {
             datapackage_url: record.origin_url.clone(),
             owner: record.id.owner().clone(),
         };
-        let job = self.jobs.enqueue_claimed(&job, now).await?;
         let progress = JobProgress {
             status,
             rows_loaded: rows,
             rows_total: record.loaded.then_some(rows),
             error,
         };
-        self.jobs.record_progress(job.id, &progress, now).await?;
-        Ok(())
+        crate::job::record_finished_job(self.jobs.as_ref(), &job, &progress, now).await
     }
 
     async fn user(&self, body: &Value) -> Result<Outcome, RepoError> {

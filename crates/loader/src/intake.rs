@@ -10,7 +10,7 @@ use conductor_core::{Clock, DatasetName, LoadJob, LoadStatus, NewLoadJob, Packag
 use serde_json::{Value, json};
 use url::Url;
 
-use crate::job::{LoadError, Loaded, Loader, Observer, hide_email};
+use crate::job::{LoadError, Loaded, Loader, Observer, hide_email, record_finished_job};
 
 /// Why an upload did not become a queued job.
 #[derive(Debug, thiserror::Error)]
@@ -81,23 +81,20 @@ impl Loader {
         Ok(self.run(&job, observer).await?)
     }
 
-    /// A job that failed before it was queued: inserted as claimed (no worker may take it), then failed.
+    /// A job that failed before it was queued, so `/package/status` for the URL says why.
     async fn record_refusal(&self, url: &Url, owner: &UserId, reason: &str) -> Result<(), RepoError> {
         let job = NewLoadJob {
             package_id: PackageId::new(owner.clone(), dataset_of_url(url)),
             datapackage_url: url.to_string(),
             owner: owner.clone(),
         };
-        let now = self.clock.now();
-        let job = self.jobs.enqueue_claimed(&job, now).await?;
         let failed = JobProgress {
             status: LoadStatus::Fail,
             rows_loaded: 0,
             rows_total: None,
             error: Some(reason.to_owned()),
         };
-        self.jobs.record_progress(job.id, &failed, now).await?;
-        Ok(())
+        record_finished_job(self.jobs.as_ref(), &job, &failed, self.clock.now()).await
     }
 
     /// Lists a package that is not loaded yet (`loaded: false`, private) as its load starts, so its owner sees

@@ -179,6 +179,19 @@ pub fn fact_table_of(package: &PackageId) -> String {
     fact_table_name(package.owner(), package.dataset())
 }
 
+/// Records a job that ended before any worker could run it (a refused upload, an imported package): inserted as
+/// claimed, so no worker takes it, then given its final `progress`.
+pub(crate) async fn record_finished_job(
+    jobs: &dyn LoadJobRepository,
+    job: &conductor_core::NewLoadJob,
+    progress: &conductor_core::repo::JobProgress,
+    now: conductor_core::Timestamp,
+) -> Result<(), conductor_core::repo::RepoError> {
+    let job = jobs.enqueue_claimed(job, now).await?;
+    jobs.record_progress(job.id, progress, now).await?;
+    Ok(())
+}
+
 /// Runs blocking work (file and network reads, the database) off the async threads.
 pub(crate) async fn blocking<T, E, F>(work: F) -> Result<T, E>
 where
