@@ -16,16 +16,15 @@ fn load(files: &[(&str, &str)], env: &[(&str, &str)]) -> Result<Settings, Settin
     Settings::load(&dir, &Environment::from_pairs(env))
 }
 
+/// A fresh, uniquely named folder for one test's layers. Named by process id alone, a folder of an earlier
+/// run under a reused pid was read again (its stale files made a layer invalid); kept, as the settings point
+/// into it for the rest of the test.
 fn tempfile_dir() -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("conductor-settings-{}", rand_suffix()));
-    fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-fn rand_suffix() -> String {
-    use std::sync::atomic::{AtomicU32, Ordering};
-    static NEXT: AtomicU32 = AtomicU32::new(0);
-    format!("{}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed))
+    tempfile::Builder::new()
+        .prefix("conductor-settings-")
+        .tempdir()
+        .unwrap()
+        .keep()
 }
 
 #[test]
