@@ -1,6 +1,6 @@
 //! The credentials a request carries, read one way for every route: the token (`Authorization: Bearer`, the
-//! `Auth-Token` header or the `jwt` parameter) and a verified permission token, which a handler asks for in its
-//! signature ([`PermissionToken`]).
+//! `Auth-Token` header or the `jwt` parameter), verified as a permission token ([`PermissionToken`]) or as an
+//! optional user ([`OptionalUser`]). A handler asks for one in its signature, so what it requires is visible there.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -8,14 +8,14 @@ use std::pin::Pin;
 use actix_web::dev::Payload;
 use actix_web::http::header;
 use actix_web::{FromRequest, HttpRequest, web};
-use conductor_auth::PermissionClaims;
+use conductor_auth::{AccountError, PermissionClaims, TokenError, UserClaims};
 
 use crate::error::ApiError;
 use crate::params::Params;
 use crate::services::auth::Identity;
 
 /// The request's token: `Authorization: Bearer`, `Auth-Token`, or the `jwt` parameter.
-pub fn token<'a>(request: &'a HttpRequest, params: &'a Params) -> Option<&'a str> {
+fn token<'a>(request: &'a HttpRequest, params: &'a Params) -> Option<&'a str> {
     let header = |name| {
         request
             .headers()
@@ -66,6 +66,50 @@ impl FromRequest for PermissionToken {
                 .ok_or_else(|| ApiError::internal("the identity service is not configured"))?;
             let claims = permission(&request, &params, identity)?;
             Ok(Self { claims, params })
+        })
+    }
+}
+
+/// The request's user token, verified, or why there is no user (no token, or one refused), and the request's
+/// parameters. Routes that answer anonymous callers too (`/user/check`, `/search`) read [`Self::user`]; routes
+/// that need a user ask [`Self::required`].
+#[derive(Debug)]
+pub struct OptionalUser {
+    verified: Result<UserClaims, TokenError>,
+    pub params: Params,
+}
+
+impl OptionalUser {
+    /// The logged-in user, if the token verified.
+    pub fn user(&self) -> Option<&UserClaims> {
+        self.verified.as_ref().ok()
+    }
+
+    /// The logged-in user, or 401 saying why the token was refused.
+    pub fn required(&self) -> Result<&UserClaims, AccountError> {
+        self.verified
+            .as_ref()
+            .map_err(|refusal| AccountError::Unauthorized(refusal.clone()))
+    }
+}
+
+impl FromRequest for OptionalUser {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let params = Params::from_request(req, payload);
+        let request = req.clone();
+        Box::pin(async move {
+            let params = params.await?;
+            let identity = request
+                .app_data::<web::Data<Identity>>()
+                .ok_or_else(|| ApiError::internal("the identity service is not configured"))?;
+            let verified = identity.accounts.verify_user(token(&request, &params));
+            if let Err(refusal) = &verified {
+                tracing::debug!(error = %refusal, "user token refused");
+            }
+            Ok(Self { verified, params })
         })
     }
 }

@@ -8,7 +8,7 @@ use conductor_core::{Clock, NewUser, Profile, UserId};
 use conductor_permissions::{PermissionError, PermissionService, Permissions};
 
 use crate::oidc::VerifiedIdentity;
-use crate::tokens::{TokenError, TokenIssuer};
+use crate::tokens::{TokenError, TokenIssuer, UserClaims};
 
 #[derive(Debug, thiserror::Error)]
 pub enum AccountError {
@@ -77,55 +77,38 @@ impl Accounts {
         &self.tokens
     }
 
-    /// The profile of a user token's holder; `None` when there is no token, it does not verify, or its user is
-    /// gone (all of which `/user/check` answers as "not authenticated").
-    pub async fn current_user(&self, token: Option<&str>) -> Result<Option<Profile>, AccountError> {
-        let Some(token) = token else { return Ok(None) };
-        match self.tokens.verify_user(token, self.clock.now()) {
-            Ok(claims) => Ok(self.users.get(&claims.userid).await?),
-            Err(error) => {
-                tracing::debug!(%error, "user token refused");
-                Ok(None)
-            }
-        }
+    /// The claims of a user token, verified now: the error says why a missing or refused token is not a user
+    /// (a missing one reads as malformed, as the original treated it).
+    pub fn verify_user(&self, token: Option<&str>) -> Result<UserClaims, TokenError> {
+        let token = token.ok_or(TokenError::Malformed)?;
+        self.tokens.verify_user(token, self.clock.now())
     }
 
-    /// A permission token for `service` carrying the user's effective permissions; `None` for a bad user token.
-    pub async fn authorize(
-        &self,
-        token: Option<&str>,
-        service: &str,
-    ) -> Result<Option<Authorization>, AccountError> {
-        let Some(token) = token else { return Ok(None) };
-        let userid = match self.tokens.verify_user(token, self.clock.now()) {
-            Ok(claims) => claims.userid,
-            Err(error) => {
-                tracing::debug!(%error, "user token refused");
-                return Ok(None);
-            }
-        };
+    /// The profile of a verified user; `None` when the user no longer exists.
+    pub async fn profile(&self, user: &UserClaims) -> Result<Option<Profile>, AccountError> {
+        Ok(self.users.get(&user.userid).await?)
+    }
+
+    /// A permission token for `service` carrying the user's effective permissions.
+    pub async fn authorize(&self, user: &UserClaims, service: &str) -> Result<Authorization, AccountError> {
+        let userid = user.userid.clone();
         let permissions = self.permissions.effective(&userid, service).await?;
         let token = self
             .tokens
             .issue_permission(&userid, service, permissions.clone(), self.clock.now())
             .map_err(AccountError::Signing)?;
-        Ok(Some(Authorization {
+        Ok(Authorization {
             token,
             userid,
             permissions,
             service: service.to_owned(),
-        }))
+        })
     }
 
     /// Sets the user's username, once. It is stored lower-case.
-    pub async fn set_username(&self, token: Option<&str>, username: &str) -> Result<String, AccountError> {
-        let token = token.ok_or(AccountError::Unauthorized(TokenError::Malformed))?;
-        let claims = self
-            .tokens
-            .verify_user(token, self.clock.now())
-            .map_err(AccountError::Unauthorized)?;
+    pub async fn set_username(&self, user: &UserClaims, username: &str) -> Result<String, AccountError> {
         let username = normalise_username(username)?;
-        match self.users.set_username(&claims.userid, &username).await? {
+        match self.users.set_username(&user.userid, &username).await? {
             UsernameChange::Set => Ok(username),
             UsernameChange::AlreadySet => Err(AccountError::UsernameAlreadySet),
             UsernameChange::Taken => Err(AccountError::UsernameTaken),

@@ -1,12 +1,10 @@
 //! `GET /search/<kind>`: the original's package search (DESIGN §8).
 
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpResponse, web};
 use serde_json::{Value, json};
 
-use crate::credentials::token;
+use crate::credentials::OptionalUser;
 use crate::error::ApiError;
-use crate::params::Params;
-use crate::services::auth::Identity;
 use crate::services::search::SearchState;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -16,22 +14,12 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 /// Visible packages matching the parameters; a valid user token adds the caller's own private ones, and a bad
 /// or expired one counts as anonymous.
 async fn search(
-    request: HttpRequest,
     kind: web::Path<String>,
-    params: Params,
-    identity: web::Data<Identity>,
+    caller: OptionalUser,
     state: web::Data<SearchState>,
 ) -> Result<HttpResponse, ApiError> {
-    let viewer = token(&request, &params)
-        .and_then(|token| {
-            identity
-                .accounts
-                .tokens()
-                .verify_user(token, identity.clock.now())
-                .ok()
-        })
-        .map(|claims| claims.userid);
-    let records = state.search.search(&kind, params.iter(), viewer).await?;
+    let viewer = caller.user().map(|claims| claims.userid.clone());
+    let records = state.search.search(&kind, caller.params.iter(), viewer).await?;
     let results: Vec<Value> = records
         .into_iter()
         .map(|record| {

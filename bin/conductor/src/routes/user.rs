@@ -2,12 +2,11 @@
 
 use actix_web::http::header::{self, CacheControl, CacheDirective};
 use actix_web::middleware::from_fn;
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpResponse, web};
 use serde_json::{Value, json};
 
-use crate::credentials::token;
+use crate::credentials::OptionalUser;
 use crate::error::{ApiError, success_shape};
-use crate::params::Params;
 use crate::services::auth::Identity;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -25,12 +24,12 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 }
 
 /// Who the user token belongs to, or where to log in. A missing, bad or expired token is "not authenticated".
-async fn check(
-    request: HttpRequest,
-    params: Params,
-    identity: web::Data<Identity>,
-) -> Result<HttpResponse, ApiError> {
-    if let Some(profile) = identity.accounts.current_user(token(&request, &params)).await? {
+async fn check(caller: OptionalUser, identity: web::Data<Identity>) -> Result<HttpResponse, ApiError> {
+    let profile = match caller.user() {
+        Some(user) => identity.accounts.profile(user).await?,
+        None => None,
+    };
+    if let Some(profile) = profile {
         return Ok(HttpResponse::Ok().json(json!({
             "authenticated": true,
             "profile": {
@@ -43,51 +42,38 @@ async fn check(
             },
         })));
     }
-    let next = params.get("next").unwrap_or(identity.base_url.as_str());
+    let next = caller.params.get("next").unwrap_or(identity.base_url.as_str());
     let providers = identity.login_providers(next);
     Ok(HttpResponse::Ok().json(json!({"authenticated": false, "providers": providers})))
 }
 
 /// A permission token for `service`. A bad user token answers 200 `{"permissions": {}}`, as the original did.
-async fn authorize(
-    request: HttpRequest,
-    params: Params,
-    identity: web::Data<Identity>,
-) -> Result<HttpResponse, ApiError> {
-    let service = params
+async fn authorize(caller: OptionalUser, identity: web::Data<Identity>) -> Result<HttpResponse, ApiError> {
+    let service = caller
+        .params
         .get("service")
         .filter(|s| !s.is_empty())
         .ok_or_else(|| ApiError::bad_request("missing-service", "the service parameter is required"))?;
-    Ok(
-        match identity
-            .accounts
-            .authorize(token(&request, &params), service)
-            .await?
-        {
-            Some(granted) => HttpResponse::Ok().json(json!({
-                "token": granted.token,
-                "userid": granted.userid,
-                "permissions": granted.permissions,
-                "service": granted.service,
-            })),
-            None => HttpResponse::Ok().json(json!({"permissions": {}})),
-        },
-    )
+    let Some(user) = caller.user() else {
+        return Ok(HttpResponse::Ok().json(json!({"permissions": {}})));
+    };
+    let granted = identity.accounts.authorize(user, service).await?;
+    Ok(HttpResponse::Ok().json(json!({
+        "token": granted.token,
+        "userid": granted.userid,
+        "permissions": granted.permissions,
+        "service": granted.service,
+    })))
 }
 
 /// Sets the username, once. Other profile fields are ignored, as the original ignored them.
-async fn update(
-    request: HttpRequest,
-    params: Params,
-    identity: web::Data<Identity>,
-) -> Result<HttpResponse, ApiError> {
-    let username = params
+async fn update(caller: OptionalUser, identity: web::Data<Identity>) -> Result<HttpResponse, ApiError> {
+    let username = caller
+        .params
         .get("username")
         .ok_or_else(|| ApiError::bad_request("missing-username", "the username parameter is required"))?;
-    identity
-        .accounts
-        .set_username(token(&request, &params), username)
-        .await?;
+    let user = caller.required()?;
+    identity.accounts.set_username(user, username).await?;
     Ok(HttpResponse::Ok().json(json!({"success": true})))
 }
 
