@@ -10,6 +10,7 @@ use conductor_tests::packages::{
     fixture, in_status_order, package_files, permission_token, query_number, start_load, tables,
     upload_files, userid_of, wait_for_load,
 };
+use conductor_tests::slow_source::slow_source;
 use conductor_tests::{Backend, TestApp, spawn_app, spawn_app_with};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -702,57 +703,9 @@ async fn loads_from_an_s3_datastore_through_signed_reads() {
     );
 }
 
-/// Serves `/datapackage.json` at once and `/data.csv` slowly: a header, then `rows` rows, one every 50 ms.
-fn slow_package_server(rows: usize) -> (u16, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let sent = std::sync::Arc::new(AtomicUsize::new(0));
-    let counter = sent.clone();
-    let descriptor =
-        json!({"name": "slow", "resources": [{"name": "data", "path": "data.csv", "schema": {"fields": [
-        {"name": "year", "columnType": "date:fiscal-year"}, {"name": "amount", "columnType": "value"}]}}]})
-        .to_string();
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(mut stream) = stream else { continue };
-            let mut request = [0u8; 4096];
-            let n = std::io::Read::read(&mut stream, &mut request).unwrap_or(0);
-            let head = String::from_utf8_lossy(&request[..n]).into_owned();
-            let counter = counter.clone();
-            let descriptor = descriptor.clone();
-            std::thread::spawn(move || {
-                if head.starts_with("GET /datapackage.json") {
-                    let _ = stream.write_all(
-                        format!(
-                            "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{descriptor}",
-                            descriptor.len()
-                        )
-                        .as_bytes(),
-                    );
-                    return;
-                }
-                let _ = stream.write_all(b"HTTP/1.1 200 OK\r\nconnection: close\r\n\r\nyear,amount\n");
-                for i in 0..rows {
-                    if stream.write_all(format!("2001,{i}\n").as_bytes()).is_err() {
-                        return;
-                    }
-                    counter.fetch_add(1, Ordering::Relaxed);
-                    #[expect(
-                        clippy::disallowed_methods,
-                        reason = "a server thread of its own, not an executor"
-                    )]
-                    std::thread::sleep(Duration::from_millis(50));
-                }
-            });
-        }
-    });
-    (port, sent)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stopping_gateway_gives_its_load_back_to_the_queue() {
-    let (port, sent) = slow_package_server(60);
+    let (port, sent) = slow_source(Some(60));
     let allow = format!("http://127.0.0.1:{port}/");
     let datapackage = format!("http://127.0.0.1:{port}/datapackage.json");
     let first = spawn_app_with(Backend::Postgres, |s| {

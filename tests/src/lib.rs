@@ -11,6 +11,7 @@ pub mod browser;
 pub mod oidc;
 pub mod packages;
 pub mod s3;
+pub mod slow_source;
 
 use std::net::TcpListener;
 use std::path::PathBuf;

@@ -511,3 +511,7 @@ mod registry_import;
 
 // Loading as a deployer runs it, in this one test binary (one link on two cores, not two).
 mod loading;
+
+/// The harness's slow source, included by path: this crate's tests cannot depend on the harness crate.
+#[path = "../../../tests/src/slow_source.rs"]
+mod slow_source;

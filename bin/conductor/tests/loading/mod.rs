@@ -1,17 +1,17 @@
 //! Loading as a deployer runs it: `conductor package load|remove`, and a loading process killed mid-stream.
 
-use std::io::{Read, Write};
-use std::net::TcpListener;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use conductor_core::{LoadStatus, PackageId, UserId};
 use conductor_store::testing::TestDatabase;
 use conductor_store::{Database, DatabaseUrl};
 use serde_json::json;
+
+use crate::slow_source::slow_source;
 
 const BINARY: &str = env!("CARGO_BIN_EXE_conductor");
 
@@ -108,47 +108,11 @@ fn package_load_and_remove_from_the_command_line() {
     assert_eq!(code, Some(1));
 }
 
-/// Serves a CSV header and then one row every 50 ms, forever (until the client goes), counting rows sent.
-fn slow_server() -> (u16, Arc<AtomicUsize>) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let sent = Arc::new(AtomicUsize::new(0));
-    let counter = sent.clone();
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(mut stream) = stream else { continue };
-            let mut request = [0u8; 4096];
-            let _ = stream.read(&mut request);
-            let counter = counter.clone();
-            std::thread::spawn(move || {
-                if stream
-                    .write_all(b"HTTP/1.1 200 OK\r\ncontent-type: text/csv\r\nconnection: close\r\n\r\nyear,amount\n")
-                    .is_err()
-                {
-                    return;
-                }
-                for i in 0.. {
-                    if stream.write_all(format!("2001,{i}\n").as_bytes()).is_err() {
-                        return;
-                    }
-                    counter.fetch_add(1, Ordering::Relaxed);
-                    #[expect(
-                        clippy::disallowed_methods,
-                        reason = "a server thread of its own, not an executor"
-                    )]
-                    std::thread::sleep(Duration::from_millis(50));
-                }
-            });
-        }
-    });
-    (port, sent)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_load_killed_mid_stream_fails_and_leaves_the_old_data() {
     let dir = tempfile::tempdir().unwrap();
     let database = TestDatabase::postgres().unwrap();
-    let (port, sent) = slow_server();
+    let (port, sent) = slow_source(None);
     let config = dir.path().join("conductor.toml");
     std::fs::write(
         &config,
