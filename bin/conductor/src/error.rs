@@ -237,13 +237,14 @@ impl From<conductor_loader::ManageError> for ApiError {
     }
 }
 
-impl From<crate::services::hooks::HookError> for ApiError {
-    fn from(error: crate::services::hooks::HookError) -> Self {
-        use crate::services::hooks::HookError as E;
-        match &error {
+impl From<conductor_loader::HookError> for ApiError {
+    fn from(error: conductor_loader::HookError) -> Self {
+        use conductor_loader::HookError as E;
+        match error {
             E::NotAllowed(_) => Self::new(StatusCode::FORBIDDEN, "forbidden", error.to_string()),
             E::Failed(_) => Self::new(StatusCode::BAD_GATEWAY, "hook-failed", error.to_string()),
             E::Client(_) => Self::internal(error),
+            E::Package(error) => error.into(),
         }
     }
 }

@@ -104,11 +104,9 @@ impl Application {
         };
         let metrics_on_api_port = metrics_server.is_none();
         let database = web::Data::from(database);
-        let settings = web::Data::new(settings);
 
         let server = HttpServer::new(move || {
             App::new()
-                .app_data(settings.clone())
                 .app_data(database.clone())
                 .app_data(metrics.clone())
                 .app_data(identity.clone())

@@ -7,6 +7,7 @@ pub mod columns;
 pub mod descriptor;
 pub mod fdp;
 pub mod fetch;
+pub mod hooks;
 pub mod import;
 pub mod intake;
 pub mod job;
@@ -22,6 +23,7 @@ pub use columns::column_names;
 pub use descriptor::{LoadPlan, PlannedField, Problem, plan};
 pub use fdp::{FdpModel, InputField, ModelErrors, fields_to_model};
 pub use fetch::{FetchError, FetchPolicy, Source};
+pub use hooks::{HookAnswer, HookError, HookPoster, HookTarget};
 pub use intake::SubmitError;
 pub use job::{
     ApiCache, LoadError, Loaded, Loader, LoaderParts, LoaderSettings, NoApiCache, Observer, Quiet, Shutdown,

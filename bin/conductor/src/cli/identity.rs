@@ -108,8 +108,13 @@ pub fn keys(command: KeysCommand) -> Result<()> {
 pub async fn token(settings: Settings, command: TokenCommand) -> Result<()> {
     let TokenCommand::Mint { email, name, ttl } = command;
     let database = super::migrated_database(&settings).await?;
-    let accounts =
-        crate::services::auth::accounts(&settings, database.repositories(), Arc::new(SystemClock), ttl)?;
+    let accounts = crate::services::auth::accounts(
+        &settings.auth,
+        crate::services::Site::of(&settings),
+        database.repositories(),
+        Arc::new(SystemClock),
+        ttl,
+    )?;
     let provider_id = format!("cli:{}", email.trim().to_lowercase());
     let (profile, token) = accounts
         .log_in_email(&email, name.as_deref(), None, provider_id)

@@ -13,9 +13,7 @@ use serde_json::{Value, json};
 use crate::credentials::PermissionToken;
 use crate::error::{ApiError, success_shape, upload_status_shape};
 use crate::params::Params;
-use crate::services::hooks;
 use crate::services::loader::Loading;
-use crate::settings::Settings;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     // The original's error shapes, chosen once per endpoint (DESIGN §2).
@@ -72,11 +70,7 @@ async fn upload(
 }
 
 /// The newest job for a datapackage URL.
-async fn status(
-    params: Params,
-    loading: web::Data<Loading>,
-    settings: web::Data<Settings>,
-) -> Result<HttpResponse, ApiError> {
+async fn status(params: Params, loading: web::Data<Loading>) -> Result<HttpResponse, ApiError> {
     let raw = params
         .get("datapackage")
         .ok_or_else(|| ApiError::bad_request("missing-parameter", "datapackage is required"))?;
@@ -89,7 +83,7 @@ async fn status(
         .latest_job(&normalised)
         .await?
         .ok_or_else(|| ApiError::not_found("no load of this datapackage is known"))?;
-    Ok(HttpResponse::Ok().json(status_body(&job, settings.compat.progress_as_fraction)))
+    Ok(HttpResponse::Ok().json(status_body(&job, loading.progress_as_fraction)))
 }
 
 fn status_body(job: &LoadJob, progress_as_fraction: bool) -> Value {
@@ -169,11 +163,7 @@ async fn update_params(
 }
 
 /// Posts the package's JSON-LD to an allow-listed pipeline, as a multipart file `input` (DESIGN §7).
-async fn run_hooks(
-    auth: PermissionToken,
-    loading: web::Data<Loading>,
-    settings: web::Data<Settings>,
-) -> Result<HttpResponse, ApiError> {
+async fn run_hooks(auth: PermissionToken, loading: web::Data<Loading>) -> Result<HttpResponse, ApiError> {
     let id = managed(&auth)?;
     let raw = auth
         .params
@@ -181,10 +171,9 @@ async fn run_hooks(
         .ok_or_else(|| ApiError::bad_request("missing-parameter", "pipeline is required"))?;
     let pipeline = url::Url::parse(raw)
         .map_err(|_| ApiError::bad_request("invalid-url", format!("{raw:?} is not a URL")))?;
-    let hook = hooks::check(&pipeline, &settings.loader.hook_allowlist).await?;
-    let payload = loading.loader.hook_payload(&id).await.map_err(ApiError::from)?;
-    let (success, text) = hook.post(&payload).await?;
-    Ok(HttpResponse::Ok().json(json!({"success": success, "response": text, "payload": payload})))
+    let (answer, payload) = loading.loader.run_hooks(&id, &pipeline).await?;
+    Ok(HttpResponse::Ok()
+        .json(json!({"success": answer.success, "response": answer.response, "payload": payload})))
 }
 
 async fn stats(loading: web::Data<Loading>) -> Result<HttpResponse, ApiError> {

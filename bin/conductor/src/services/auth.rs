@@ -12,8 +12,8 @@ use conductor_store::Repositories;
 use secrecy::SecretString;
 use url::Url;
 
-use crate::services::StartupError;
-use crate::settings::Settings;
+use crate::services::{Site, StartupError};
+use crate::settings::AuthSettings;
 
 const LIB_JS: &str = include_str!("../../assets/lib.js");
 const LIB_MJS: &str = include_str!("../../assets/lib.mjs");
@@ -40,16 +40,17 @@ pub struct Identity {
 
 impl Identity {
     pub fn build(
-        settings: &Settings,
+        settings: &AuthSettings,
+        site: Site<'_>,
         repositories: &Repositories,
         clock: Arc<dyn Clock>,
     ) -> Result<Self, StartupError> {
-        let accounts = accounts(settings, repositories, clock.clone(), None)?;
-        let base_url = settings.server.base_url.clone();
+        let accounts = accounts(settings, site, repositories, clock.clone(), None)?;
+        let base_url = site.base_url.clone();
         let login = LoginFlow::new(
-            provider_configs(settings)?,
+            provider_configs(settings, &base_url)?,
             repositories.login_states.clone(),
-            settings.redirect_allowlist()?,
+            settings.redirect_allowlist(&base_url)?,
             base_url.clone(),
         )
         .map_err(|e| StartupError::Identity(e.to_string()))?;
@@ -63,8 +64,8 @@ impl Identity {
                 "server.base_url {base:?} cannot be served in /user/lib"
             )));
         }
-        let dev_login = dev_login_active(settings);
-        let google_alias = settings.auth.web_client_provider.clone();
+        let dev_login = dev_login_active(settings, site);
+        let google_alias = settings.web_client_provider.clone();
         if let Some(alias) = &google_alias {
             let known = login.providers().any(|(name, _)| name == alias)
                 || (dev_login && alias == conductor_auth::DEV_PROVIDER);
@@ -79,7 +80,7 @@ impl Identity {
             login,
             dev_login,
             google_alias,
-            token_in_query: settings.auth.token_in_query,
+            token_in_query: settings.token_in_query,
             secure_cookies: base_url.scheme() == "https",
             base_url: base_url.clone(),
             clock,
@@ -129,12 +130,13 @@ impl Identity {
 /// Accounts with the configured signing key and token policy; `user_ttl` overrides `auth.user_token_ttl`
 /// (`token mint --ttl`).
 pub(crate) fn accounts(
-    settings: &Settings,
+    settings: &AuthSettings,
+    site: Site<'_>,
     repositories: &Repositories,
     clock: Arc<dyn Clock>,
     user_ttl: Option<std::time::Duration>,
 ) -> Result<Accounts, StartupError> {
-    let keys = Arc::new(load_keys(settings)?);
+    let keys = Arc::new(load_keys(settings, site)?);
     tracing::info!(
         kid = keys.current().kid(),
         retired = keys.retired().len(),
@@ -143,10 +145,10 @@ pub(crate) fn accounts(
     let tokens = TokenIssuer::new(
         keys,
         TokenPolicy {
-            issuer: settings.server.base_url.to_string(),
-            user_ttl: user_ttl.unwrap_or(settings.auth.user_token_ttl),
-            permission_ttl: settings.auth.permission_token_ttl,
-            permission_aud: settings.auth.permission_token_aud,
+            issuer: site.base_url.to_string(),
+            user_ttl: user_ttl.unwrap_or(settings.user_token_ttl),
+            permission_ttl: settings.permission_token_ttl,
+            permission_aud: settings.permission_token_aud,
         },
     );
     let permissions = PermissionService::new(repositories.permissions.clone());
@@ -160,8 +162,8 @@ pub(crate) fn accounts(
 
 /// The signing key from the settings: a PEM file, PEM text (the env or the original's bundle), or in
 /// development a generated pair under `<data_dir>/keys`. Production without keys never gets here.
-fn load_keys(settings: &Settings) -> Result<KeySet, StartupError> {
-    let keys = &settings.auth.keys;
+fn load_keys(settings: &AuthSettings, site: Site<'_>) -> Result<KeySet, StartupError> {
+    let keys = &settings.keys;
     let retired = keys
         .retired_public_key_files
         .iter()
@@ -191,16 +193,14 @@ fn load_keys(settings: &Settings) -> Result<KeySet, StartupError> {
         (None, Some(pem)) => KeySet::from_pems(pem.expose(), public_pem.as_deref(), retired)?,
         (None, None) => {
             tracing::warn!("no signing key configured: using the development key pair under data_dir/keys");
-            KeySet::development(&settings.data_dir.join("keys"), retired)?
+            KeySet::development(&site.data_dir.join("keys"), retired)?
         }
     };
     Ok(set)
 }
 
-fn provider_configs(settings: &Settings) -> Result<Vec<ProviderConfig>, StartupError> {
-    let base = &settings.server.base_url;
+fn provider_configs(settings: &AuthSettings, base: &Url) -> Result<Vec<ProviderConfig>, StartupError> {
     settings
-        .auth
         .providers
         .iter()
         .map(|(name, provider)| {
@@ -240,19 +240,19 @@ fn provider_configs(settings: &Settings) -> Result<Vec<ProviderConfig>, StartupE
 
 /// The `dev` provider runs only where nobody else can reach it: a loopback base URL and a loopback listening
 /// address (a loopback base URL on `0.0.0.0` is reachable by anyone who reaches the port), outside production.
-fn dev_login_active(settings: &Settings) -> bool {
-    if !settings.auth.dev_login {
+fn dev_login_active(settings: &AuthSettings, site: Site<'_>) -> bool {
+    if !settings.dev_login {
         return false;
     }
-    let base_url_loopback = match settings.server.base_url.host() {
+    let base_url_loopback = match site.base_url.host() {
         Some(url::Host::Domain(domain)) => domain.eq_ignore_ascii_case("localhost"),
         Some(url::Host::Ipv4(ip)) => IpAddr::V4(ip).is_loopback(),
         Some(url::Host::Ipv6(ip)) => IpAddr::V6(ip).is_loopback(),
         None => false,
     };
-    let bind_loopback = settings.server.bind.ip().is_loopback();
+    let bind_loopback = site.bind.ip().is_loopback();
     if !base_url_loopback || !bind_loopback {
-        tracing::warn!(base_url = %settings.server.base_url, bind = %settings.server.bind, "auth.dev_login is set but the base URL or the listening address is not loopback: the dev provider stays off");
+        tracing::warn!(base_url = %site.base_url, bind = %site.bind, "auth.dev_login is set but the base URL or the listening address is not loopback: the dev provider stays off");
     }
-    base_url_loopback && bind_loopback && !settings.is_production()
+    base_url_loopback && bind_loopback && !site.production
 }

@@ -7,8 +7,8 @@ use conductor_datastore::local::LocalDatastore;
 use conductor_datastore::s3::{S3Config, S3Datastore};
 use conductor_datastore::{Datastore, Limits, UploadSigner};
 
-use crate::services::StartupError;
-use crate::settings::{DatastoreBackend, Settings};
+use crate::services::{Site, StartupError};
+use crate::settings::{DatastoreBackend, DatastoreSettings};
 
 /// The datastore, and the local store when that is the backend (the gateway serves its files).
 #[derive(Clone, Debug)]
@@ -18,8 +18,11 @@ pub struct Storage {
 }
 
 impl Storage {
-    pub fn build(settings: &Settings, clock: Arc<dyn Clock>) -> Result<Self, StartupError> {
-        let config = &settings.datastore;
+    pub fn build(
+        config: &DatastoreSettings,
+        site: Site<'_>,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, StartupError> {
         let limits = Limits {
             url_ttl: config.url_ttl,
             max_file_size: config.max_file_size.as_u64(),
@@ -29,9 +32,9 @@ impl Storage {
             DatastoreBackend::Local => {
                 let local = Arc::new(
                     LocalDatastore::open(
-                        &settings.data_dir.join("datastore"),
-                        &settings.server.base_url,
-                        &settings.data_dir.join("keys").join("datastore-hmac.key"),
+                        &site.data_dir.join("datastore"),
+                        site.base_url,
+                        &site.data_dir.join("keys").join("datastore-hmac.key"),
                     )
                     .map_err(|e| {
                         StartupError::Datastore(format!("the local datastore under data_dir: {e}"))

@@ -7,6 +7,7 @@ use std::time::Duration;
 use conductor_core::Clock;
 use conductor_datastore::UploadSigner;
 use conductor_loader::fetch::{DatastoreFirst, DatastoreReads, HttpSource, Located};
+use conductor_loader::hooks::HttpHooks;
 use conductor_loader::{ApiCache, Loader, LoaderParts, LoaderSettings, NoApiCache, Vocabulary};
 use conductor_store::Database;
 use conductor_store::redis_cache::RedisApiCache;
@@ -15,7 +16,7 @@ use tokio::sync::Notify;
 use crate::services::StartupError;
 use crate::services::datastore::Storage;
 use crate::services::search::SearchState;
-use crate::settings::Settings;
+use crate::settings::{CacheSettings, LoaderSettings as LoaderSection};
 
 /// The loader, what wakes its workers, and the workers themselves.
 #[derive(Debug, Clone)]
@@ -24,6 +25,17 @@ pub struct Loading {
     /// Notified when a job is queued, so an idle worker starts at once.
     pub wake: Arc<Notify>,
     workers: Arc<std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>>,
+    /// `compat.progress_as_fraction`: `/package/status` reports `progress` as a fraction.
+    pub progress_as_fraction: bool,
+}
+
+/// The settings the loading service reads: its own section, the cache it clears on publish, and the status
+/// shape the deployment's clients expect.
+#[derive(Clone, Copy, Debug)]
+pub struct LoadingSettings<'a> {
+    pub loader: &'a LoaderSection,
+    pub cache: &'a CacheSettings,
+    pub progress_as_fraction: bool,
 }
 
 /// How long a stopping process waits for its loads to give their jobs back.
@@ -53,7 +65,7 @@ impl DatastoreReads for SignerReads {
 
 impl Loading {
     pub fn build(
-        settings: &Settings,
+        settings: LoadingSettings<'_>,
         database: &Database,
         storage: &Storage,
         search: &SearchState,
@@ -82,18 +94,21 @@ impl Loading {
             }),
             prefixes: Arc::new(move |owner| datastore.prefixes(owner)),
             cache,
+            hooks: Arc::new(HttpHooks),
             clock,
             settings: LoaderSettings {
                 fetch_allowlist: settings.loader.fetch_allowlist.clone(),
                 max_download: settings.loader.max_download.as_u64(),
                 heartbeat_timeout: settings.loader.heartbeat_timeout,
                 operator_folder: None,
+                hook_allowlist: settings.loader.hook_allowlist.clone(),
             },
         });
         Ok(Self {
             loader,
             wake: Arc::new(Notify::new()),
             workers: Arc::default(),
+            progress_as_fraction: settings.progress_as_fraction,
         })
     }
 

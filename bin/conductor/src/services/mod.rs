@@ -1,17 +1,22 @@
 //! The services the gateway and the command line run, one module per domain crate: `auth` (identity and login),
-//! `datastore` (upload signing and the local files), `search`, `loader`. Each is built from its settings, and
-//! [`Services::build`] builds them all once, for `serve` and for every command alike.
+//! `datastore` (upload signing and the local files), `search`, `loader`. Each is built from its own settings
+//! section and the [`Site`] it runs on, and [`Services::build`] builds them all once, for `serve` and the
+//! commands that work on the catalogue (`package`, `search reindex`). Commands meant to run beside a serving
+//! gateway (`token mint`, `permissions`, `registry import`) build only the part they use, with the same builders:
+//! the embedded search index admits one writer, and it is the gateway's.
 
 pub mod auth;
 pub mod datastore;
-pub mod hooks;
 pub mod loader;
 pub mod search;
 
+use std::net::SocketAddr;
+use std::path::Path;
 use std::sync::Arc;
 
 use conductor_core::{Clock, SystemClock};
 use conductor_store::{Database, DatabaseUrl, StoreError};
+use url::Url;
 
 use crate::settings::{Settings, SettingsError};
 
@@ -38,6 +43,29 @@ pub enum StartupError {
     Loader(String),
 }
 
+/// What every service knows of where it runs, besides its own settings section.
+#[derive(Clone, Copy, Debug)]
+pub struct Site<'a> {
+    /// The embedded tier's folder (database, datastore, index, development keys).
+    pub data_dir: &'a Path,
+    /// The public URL clients reach the service at.
+    pub base_url: &'a Url,
+    pub bind: SocketAddr,
+    /// `CONDUCTOR_ENV=production`: fallbacks are errors.
+    pub production: bool,
+}
+
+impl<'a> Site<'a> {
+    pub fn of(settings: &'a Settings) -> Self {
+        Self {
+            data_dir: &settings.data_dir,
+            base_url: &settings.server.base_url,
+            bind: settings.server.bind,
+            production: settings.is_production(),
+        }
+    }
+}
+
 /// Everything a request or a command works with, built from the settings: the one place that knows which
 /// adapters run.
 pub struct Services {
@@ -62,10 +90,22 @@ impl Services {
         let database_url = DatabaseUrl::parse(settings.database_url().expose())?;
         let database = Arc::new(Database::open(&database_url, pool_size)?);
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-        let identity = auth::Identity::build(settings, database.repositories(), clock.clone())?;
-        let storage = datastore::Storage::build(settings, clock.clone())?;
-        let search = search::SearchState::build(settings, database.repositories(), clock.clone())?;
-        let loading = loader::Loading::build(settings, &database, &storage, &search, clock.clone())?;
+        let site = Site::of(settings);
+        let repositories = database.repositories();
+        let identity = auth::Identity::build(&settings.auth, site, repositories, clock.clone())?;
+        let storage = datastore::Storage::build(&settings.datastore, site, clock.clone())?;
+        let search = search::SearchState::build(&settings.search, site, repositories, clock.clone())?;
+        let loading = loader::Loading::build(
+            loader::LoadingSettings {
+                loader: &settings.loader,
+                cache: &settings.cache,
+                progress_as_fraction: settings.compat.progress_as_fraction,
+            },
+            &database,
+            &storage,
+            &search,
+            clock.clone(),
+        )?;
         Ok(Self {
             database,
             clock,

@@ -11,8 +11,8 @@ use conductor_search::opensearch::OpenSearchIndex;
 use conductor_search::{Registry, Search};
 use conductor_store::Repositories;
 
-use crate::services::StartupError;
-use crate::settings::{SearchBackend, Settings};
+use crate::services::{Site, StartupError};
+use crate::settings::{SearchBackend, SearchSettings};
 
 /// The search service, and whether the index has been brought in step with the database since start.
 #[derive(Debug)]
@@ -28,17 +28,18 @@ const OUTBOX_INTERVAL: Duration = Duration::from_secs(5);
 
 impl SearchState {
     pub fn build(
-        settings: &Settings,
+        settings: &SearchSettings,
+        site: Site<'_>,
         repositories: &Repositories,
         clock: Arc<dyn Clock>,
     ) -> Result<Arc<Self>, StartupError> {
-        let index: Arc<dyn SearchIndex> = match settings.search.backend {
+        let index: Arc<dyn SearchIndex> = match settings.backend {
             SearchBackend::Embedded => Arc::new(
-                EmbeddedIndex::open(&settings.data_dir.join("search"))
+                EmbeddedIndex::open(&site.data_dir.join("search"))
                     .map_err(|e| StartupError::Search(format!("the embedded index under data_dir: {e}")))?,
             ),
             SearchBackend::OpenSearch => {
-                let config = &settings.search.opensearch;
+                let config = &settings.opensearch;
                 let url = config
                     .url
                     .as_ref()
@@ -50,11 +51,7 @@ impl SearchState {
                 )
             }
         };
-        let search = Search::new(
-            index.clone(),
-            repositories.packages.clone(),
-            settings.search.max_size,
-        );
+        let search = Search::new(index.clone(), repositories.packages.clone(), settings.max_size);
         let registry = Registry::new(
             repositories.packages.clone(),
             index,

@@ -8,6 +8,8 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize, Serializer};
 use url::Url;
 
+use super::SettingsError;
+
 /// The issuer of the original's `google` provider, for the secrets bundle's client id and secret.
 pub const GOOGLE_ISSUER: &str = "https://accounts.google.com";
 
@@ -36,6 +38,29 @@ pub struct AuthSettings {
     /// The provider the web clients' login button uses: they read only `providers.google.url`, so `/user/check`
     /// also lists this provider as `google` (when no provider is named `google` itself).
     pub web_client_provider: Option<String>,
+}
+
+impl AuthSettings {
+    /// `auth.redirect_allowlist`, and always the service's own `base_url`: a deployment that moves its base URL
+    /// can still log in back to its own pages.
+    pub fn redirect_allowlist(
+        &self,
+        base_url: &Url,
+    ) -> Result<conductor_auth::RedirectAllowlist, SettingsError> {
+        let mut entries = self.redirect_allowlist.clone();
+        entries.push(base_url.to_string());
+        redirect_entries(&entries)
+    }
+}
+
+/// Redirect allow-list entries, parsed; an error names `auth.redirect_allowlist`.
+pub(super) fn redirect_entries(
+    entries: &[String],
+) -> Result<conductor_auth::RedirectAllowlist, SettingsError> {
+    conductor_auth::RedirectAllowlist::new(entries).map_err(|e| SettingsError::Invalid {
+        key: "auth.redirect_allowlist",
+        message: e.to_string(),
+    })
 }
 
 impl Default for AuthSettings {

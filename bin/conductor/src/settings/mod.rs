@@ -212,20 +212,9 @@ impl Settings {
         self.profile == "production"
     }
 
-    /// `auth.redirect_allowlist`, parsed.
-    /// `auth.redirect_allowlist`, and always the service's own `server.base_url`: a deployment that moves its
-    /// base URL can still log in back to its own pages.
+    /// `auth.redirect_allowlist` with `server.base_url`, parsed.
     pub fn redirect_allowlist(&self) -> Result<conductor_auth::RedirectAllowlist, SettingsError> {
-        let mut entries = self.auth.redirect_allowlist.clone();
-        entries.push(self.server.base_url.to_string());
-        Self::allowlist(&entries)
-    }
-
-    fn allowlist(entries: &[String]) -> Result<conductor_auth::RedirectAllowlist, SettingsError> {
-        conductor_auth::RedirectAllowlist::new(entries).map_err(|e| SettingsError::Invalid {
-            key: "auth.redirect_allowlist",
-            message: e.to_string(),
-        })
+        self.auth.redirect_allowlist(&self.server.base_url)
     }
 
     /// The database to use: `database.url`, or the SQLite file under `data_dir`.
@@ -247,7 +236,7 @@ impl Settings {
         };
         match &self.server.cors.allowed_origins {
             // The configured front-ends only: the service's own origin needs no CORS.
-            None => Ok(Self::allowlist(&self.auth.redirect_allowlist)?.origins()),
+            None => Ok(self::auth::redirect_entries(&self.auth.redirect_allowlist)?.origins()),
             Some(origins) => origins
                 .iter()
                 .map(|raw| {

@@ -22,6 +22,7 @@ pub use self::ports::{ApiCache, NoApiCache, Observer, Prefixes, Quiet};
 pub use self::record::hide_email;
 use crate::babbage::fact_table_name;
 use crate::fetch::Source;
+use crate::hooks::HookPoster;
 use crate::vocabulary::Vocabulary;
 use crate::warehouse::Warehouse;
 
@@ -40,6 +41,8 @@ pub struct LoaderSettings {
     pub heartbeat_timeout: Duration,
     /// A folder whose files an operator's command-line load may read (`file:` URLs); never set in the gateway.
     pub operator_folder: Option<std::path::PathBuf>,
+    /// URL prefixes run-hooks may post to (`loader.hook_allowlist`).
+    pub hook_allowlist: Vec<String>,
 }
 
 impl LoaderSettings {
@@ -59,6 +62,7 @@ pub struct LoaderParts {
     pub source: Arc<dyn Source>,
     pub prefixes: Prefixes,
     pub cache: Arc<dyn ApiCache>,
+    pub hooks: Arc<dyn HookPoster>,
     pub clock: Arc<dyn Clock>,
     pub settings: LoaderSettings,
 }
@@ -80,6 +84,7 @@ pub struct Loader {
     pub(crate) source: Arc<dyn Source>,
     pub(crate) prefixes: Prefixes,
     pub(crate) cache: Arc<dyn ApiCache>,
+    pub(crate) hooks: Arc<dyn HookPoster>,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) settings: LoaderSettings,
     /// Set when this process shuts down: running loads stop and their jobs go back to the queue.
@@ -97,6 +102,7 @@ impl Loader {
             source,
             prefixes,
             cache,
+            hooks,
             clock,
             settings,
         } = parts;
@@ -109,6 +115,7 @@ impl Loader {
             source,
             prefixes,
             cache,
+            hooks,
             clock,
             settings,
             stopping: Shutdown::default(),
