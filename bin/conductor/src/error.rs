@@ -233,6 +233,7 @@ impl From<conductor_loader::ManageError> for ApiError {
             E::NotFound(id) => Self::not_found(format!("no package {id}")),
             busy @ E::Busy(_) => Self::new(StatusCode::CONFLICT, "load-in-progress", busy.to_string()),
             E::Load(e) => e.into(),
+            E::Hook(e) => e.into(),
         }
     }
 }
@@ -244,7 +245,6 @@ impl From<conductor_loader::HookError> for ApiError {
             E::NotAllowed(_) => Self::new(StatusCode::FORBIDDEN, "forbidden", error.to_string()),
             E::Failed(_) => Self::new(StatusCode::BAD_GATEWAY, "hook-failed", error.to_string()),
             E::Client(_) => Self::internal(error),
-            E::Package(error) => error.into(),
         }
     }
 }

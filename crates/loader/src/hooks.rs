@@ -1,17 +1,15 @@
 //! `/package/run-hooks` (DESIGN §7): a package's JSON-LD posted to a pipeline, only under a prefix of
 //! `loader.hook_allowlist`, only to a public address (or one an allow-list entry names), pinned to the address
-//! checked, the answer capped. The rules live here; the network sits behind the [`HookPoster`] port.
+//! checked, the answer capped. The rules live here; the network sits behind the [`HookPoster`] port, and
+//! [`Loader::run_hooks`](crate::Loader::run_hooks) puts them together with the package's payload.
 
 use std::net::{IpAddr, SocketAddr};
 
 use async_trait::async_trait;
-use conductor_core::PackageId;
 use serde_json::Value;
 use url::Url;
 
 use crate::fetch::{forbidden, is_under};
-use crate::job::Loader;
-use crate::manage::ManageError;
 
 /// The most of a hook's answer passed back to the caller.
 pub const HOOK_RESPONSE_LIMIT: usize = 64 * 1024;
@@ -25,8 +23,6 @@ pub enum HookError {
     Failed(String),
     #[error("the hook request could not be built: {0}")]
     Client(String),
-    #[error(transparent)]
-    Package(#[from] ManageError),
 }
 
 /// A hook URL that passed the checks, and the one address it is posted to.
@@ -53,36 +49,29 @@ pub trait HookPoster: Send + Sync {
     async fn post(&self, target: &HookTarget, payload: &Value) -> Result<HookAnswer, HookError>;
 }
 
-impl Loader {
-    /// Checks `pipeline` before anything is read or sent, then posts the package's JSON-LD to it. Answers the
-    /// pipeline's answer and the payload sent.
-    pub async fn run_hooks(&self, id: &PackageId, pipeline: &Url) -> Result<(HookAnswer, Value), HookError> {
-        let target = self.hook_target(pipeline).await?;
-        let payload = self.hook_payload(id).await?;
-        let answer = self.hooks.post(&target, &payload).await?;
-        Ok((answer, payload))
+/// Checks `pipeline` against `allowlist` and the address rules, before anything is read or sent: the target
+/// to post to.
+pub async fn hook_target(
+    poster: &dyn HookPoster,
+    pipeline: &Url,
+    allowlist: &[String],
+) -> Result<HookTarget, HookError> {
+    if !hook_allowed(pipeline, allowlist) {
+        return Err(HookError::NotAllowed(format!(
+            "{pipeline} is not in loader.hook_allowlist"
+        )));
     }
-
-    async fn hook_target(&self, pipeline: &Url) -> Result<HookTarget, HookError> {
-        let allowlist = &self.settings.hook_allowlist;
-        if !hook_allowed(pipeline, allowlist) {
-            return Err(HookError::NotAllowed(format!(
-                "{pipeline} is not in loader.hook_allowlist"
-            )));
-        }
-        let host = pipeline
-            .host_str()
-            .ok_or_else(|| HookError::NotAllowed(format!("{pipeline} has no host")))?
-            .trim_matches(['[', ']']);
-        let port = pipeline.port_or_known_default().unwrap_or(80);
-        let addresses = self.hooks.resolve(host, port).await?;
-        let address =
-            public_address(host, &addresses, &named_ips(allowlist)).map_err(HookError::NotAllowed)?;
-        Ok(HookTarget {
-            pipeline: pipeline.clone(),
-            address,
-        })
-    }
+    let host = pipeline
+        .host_str()
+        .ok_or_else(|| HookError::NotAllowed(format!("{pipeline} has no host")))?
+        .trim_matches(['[', ']']);
+    let port = pipeline.port_or_known_default().unwrap_or(80);
+    let addresses = poster.resolve(host, port).await?;
+    let address = public_address(host, &addresses, &named_ips(allowlist)).map_err(HookError::NotAllowed)?;
+    Ok(HookTarget {
+        pipeline: pipeline.clone(),
+        address,
+    })
 }
 
 /// The same prefix rule as the loader's fetch allow-list.

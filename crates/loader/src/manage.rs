@@ -5,6 +5,7 @@
 use conductor_core::PackageId;
 use serde_json::{Value, json};
 
+use crate::hooks::{HookAnswer, HookError, hook_target};
 use crate::job::{LoadError, Loader, blocking, fact_table_of};
 
 /// `/package/publish`'s `publish` parameter.
@@ -36,6 +37,8 @@ pub enum ManageError {
     Busy(PackageId),
     #[error(transparent)]
     Load(#[from] LoadError),
+    #[error(transparent)]
+    Hook(#[from] HookError),
 }
 
 /// `/package/stats`.
@@ -146,8 +149,21 @@ impl Loader {
         })
     }
 
+    /// Posts the package's JSON-LD to `pipeline`, checked first (before the package is read) by the rules of
+    /// [`crate::hooks`]. Answers the pipeline's answer and the payload sent.
+    pub async fn run_hooks(
+        &self,
+        id: &PackageId,
+        pipeline: &url::Url,
+    ) -> Result<(HookAnswer, Value), ManageError> {
+        let target = hook_target(self.hooks.as_ref(), pipeline, &self.settings.hook_allowlist).await?;
+        let payload = self.hook_payload(id).await?;
+        let answer = self.hooks.post(&target, &payload).await?;
+        Ok((answer, payload))
+    }
+
     /// The JSON-LD document run-hooks posts for a package (DESIGN §7).
-    pub async fn hook_payload(&self, id: &PackageId) -> Result<Value, ManageError> {
+    async fn hook_payload(&self, id: &PackageId) -> Result<Value, ManageError> {
         let record = self.existing(id).await?;
         Ok(json!({
             "@context": {"@vocab": "http://schema.org/", "url": {"@type": "@id"}},

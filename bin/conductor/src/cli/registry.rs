@@ -9,7 +9,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Subcommand;
 use conductor_core::SystemClock;
-use conductor_loader::import::{Imported, Kind, Outcome, RegistryImport};
+use conductor_loader::import::{Imported, Kind, Outcome};
 use serde_json::{Value, json};
 
 use crate::settings::Settings;
@@ -51,16 +51,7 @@ pub async fn registry(settings: Settings, command: RegistryCommand) -> anyhow::R
         dry_run,
     } = command;
     let database = super::migrated_database(&settings).await?;
-    let repositories = database.repositories();
-    let import = RegistryImport {
-        users: repositories.users.clone(),
-        permissions: repositories.permissions.clone(),
-        packages: repositories.packages.clone(),
-        jobs: repositories.load_jobs.clone(),
-        outbox: repositories.search_outbox.clone(),
-        clock: Arc::new(SystemClock),
-        dry_run,
-    };
+    let import = crate::services::loader::registry_import(&database, Arc::new(SystemClock), dry_run);
     let mut report = Report::default();
     if let Some(path) = dump {
         let file = std::fs::File::open(&path).with_context(|| format!("opening {}", path.display()))?;

@@ -8,6 +8,7 @@ use conductor_core::Clock;
 use conductor_datastore::UploadSigner;
 use conductor_loader::fetch::{DatastoreFirst, DatastoreReads, HttpSource, Located};
 use conductor_loader::hooks::HttpHooks;
+use conductor_loader::import::RegistryImport;
 use conductor_loader::{ApiCache, Loader, LoaderParts, LoaderSettings, NoApiCache, Vocabulary};
 use conductor_store::Database;
 use conductor_store::redis_cache::RedisApiCache;
@@ -150,5 +151,20 @@ impl Loading {
         if tokio::time::timeout(STOP_TIMEOUT, all).await.is_err() {
             tracing::warn!("loads still stopping after {STOP_TIMEOUT:?}; their jobs are left to the sweep");
         }
+    }
+}
+
+/// `conductor registry import` on the database's stores. Imported packages go through the search outbox, so it
+/// needs no index of its own and runs beside a serving gateway.
+pub fn registry_import(database: &Database, clock: Arc<dyn Clock>, dry_run: bool) -> RegistryImport {
+    let repositories = database.repositories();
+    RegistryImport {
+        users: repositories.users.clone(),
+        permissions: repositories.permissions.clone(),
+        packages: repositories.packages.clone(),
+        jobs: repositories.load_jobs.clone(),
+        outbox: repositories.search_outbox.clone(),
+        clock,
+        dry_run,
     }
 }
