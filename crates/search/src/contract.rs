@@ -92,7 +92,7 @@ async fn ids(index: &dyn SearchIndex, params: &[(&str, &str)], viewer: Option<Us
         .await
         .unwrap()
         .into_iter()
-        .map(|id| id.dataset().to_string())
+        .map(|hit| hit.id.dataset().to_string())
         .collect()
 }
 
@@ -126,6 +126,29 @@ pub async fn suite(index: &dyn SearchIndex) {
         ],
         "Ada sees all of hers in every state"
     );
+    // Every hit carries the answer stored for it, the object the clients read.
+    let hits = index.search(&query(&[], Some(ada()))).await.unwrap();
+    assert_eq!(hits.len(), 6);
+    for hit in &hits {
+        let fixture = fixtures().into_iter().find(|r| r.id == hit.id).unwrap();
+        let answer: Value = serde_json::from_str(&hit.answer).unwrap();
+        let expected: Value = serde_json::from_str(&crate::search_answer(&fixture)).unwrap();
+        assert_eq!(answer, expected, "{}", hit.id);
+    }
+    let mut renamed = fixtures()[0].clone();
+    renamed.package["title"] = json!("Renamed");
+    index.upsert(&renamed).await.unwrap();
+    let hits = index
+        .search(&query(&[("id", &format!("\"{}\"", renamed.id))], None))
+        .await
+        .unwrap();
+    let answer: Value = serde_json::from_str(&hits[0].answer).unwrap();
+    assert_eq!(
+        answer["package"]["title"], "Renamed",
+        "an upsert stores the new answer"
+    );
+    index.upsert(&fixtures()[0]).await.unwrap();
+
     // Newest first without free text.
     assert_eq!(
         ids(index, &[], None).await,

@@ -3,7 +3,8 @@
 //! Each package is one document: its id, owner and public flag for visibility, `last_update` for ordering,
 //! boosted text fields for `q`, and the indexed document twice as JSON: once with the raw tokenizer (exact
 //! matches on ids, owners and codes; numbers and booleans) and once with the default one (word matches on text
-//! fields, as ES's analysed `match` did). All work runs on the blocking pool.
+//! fields, as ES's analysed `match` did). The document store keeps the id and the package's search answer,
+//! which a search returns as stored. All work runs on the blocking pool.
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -22,7 +23,10 @@ use tantivy::schema::{
 use tantivy::{Index, IndexReader, IndexWriter, Order, ReloadPolicy, TantivyDocument, Term};
 
 use crate::query::TEXT_FIELDS;
-use crate::{Filter, Result, SearchError, SearchIndex, SearchQuery, indexed_document, is_public, owner_of};
+use crate::{
+    Filter, Hit, Result, SearchError, SearchIndex, SearchQuery, indexed_document, is_public, owner_of,
+    search_answer,
+};
 
 /// The writer's memory budget: tantivy needs at least 15 MB a thread; one thread is plenty here.
 const WRITER_BUDGET: usize = 32_000_000;
@@ -30,6 +34,7 @@ const WRITER_BUDGET: usize = 32_000_000;
 #[derive(Clone, Copy)]
 struct Fields {
     id: Field,
+    answer: Field,
     owner: Field,
     public: Field,
     last_update: Field,
@@ -52,8 +57,9 @@ fn schema() -> (Schema, Fields) {
         )
     };
     let fields = Fields {
-        // FAST: results read their ids from the column, not the compressed document store.
-        id: builder.add_text_field("id", STRING | STORED | FAST),
+        id: builder.add_text_field("id", STRING | STORED),
+        // Stored only: what a search answers for the package, as the clients read it.
+        answer: builder.add_text_field("answer", STORED),
         owner: builder.add_text_field("owner", STRING),
         public: builder.add_bool_field("public", INDEXED),
         last_update: builder.add_i64_field("last_update", INDEXED | FAST),
@@ -157,6 +163,7 @@ impl Inner {
         let mut document = TantivyDocument::default();
         let owner = owner_of(record);
         document.add_text(f.id, record.id.to_string());
+        document.add_text(f.answer, search_answer(record));
         document.add_text(f.owner, &owner);
         document.add_bool(f.public, is_public(record));
         document.add_i64(f.last_update, record.last_update.as_millis());
@@ -320,7 +327,7 @@ impl Inner {
         Ok(Box::new(BooleanQuery::new(per_word)))
     }
 
-    fn search(&self, query: &SearchQuery) -> Result<Vec<PackageId>> {
+    fn search(&self, query: &SearchQuery) -> Result<Vec<Hit>> {
         if query.size == 0 {
             return Ok(Vec::new());
         }
@@ -348,11 +355,16 @@ impl Inner {
             .into_iter()
             .map(|address| {
                 let document: TantivyDocument = searcher.doc(address).map_err(index_error)?;
-                let id = document
-                    .get_first(self.fields.id)
-                    .and_then(|v| v.as_str())
-                    .unwrap_or_default();
-                PackageId::parse(id).map_err(index_error)
+                let text = |field| {
+                    document
+                        .get_first(field)
+                        .and_then(|v| v.as_str())
+                        .unwrap_or_default()
+                };
+                Ok(Hit {
+                    id: PackageId::parse(text(self.fields.id)).map_err(index_error)?,
+                    answer: text(self.fields.answer).to_owned(),
+                })
             })
             .collect()
     }
@@ -386,7 +398,7 @@ impl SearchIndex for EmbeddedIndex {
         .await
     }
 
-    async fn search(&self, query: &SearchQuery) -> Result<Vec<PackageId>> {
+    async fn search(&self, query: &SearchQuery) -> Result<Vec<Hit>> {
         let query = query.clone();
         self.blocking(move |inner| inner.search(&query)).await
     }

@@ -2,6 +2,7 @@
 //! [`SearchIndex`] port that adapters implement. The database is the source of truth; an index is a projection
 //! of the registry that can be rebuilt from it at any time.
 
+mod answer;
 #[cfg(test)]
 pub(crate) mod contract;
 #[cfg(feature = "embedded")]
@@ -20,6 +21,7 @@ use async_trait::async_trait;
 use conductor_core::{PackageId, PackageRecord, UserId};
 use serde_json::Value;
 
+pub use answer::{Hit, search_answer};
 pub use query::{Filter, SearchQuery};
 pub use registry::{Registry, RegistryError};
 pub use service::Search;
@@ -54,8 +56,9 @@ pub trait SearchIndex: Send + Sync {
     /// Adds or replaces a package.
     async fn upsert(&self, record: &PackageRecord) -> Result<()>;
     async fn delete(&self, id: &PackageId) -> Result<()>;
-    /// The ids of the matching visible packages, best first (newest first without free text).
-    async fn search(&self, query: &SearchQuery) -> Result<Vec<PackageId>>;
+    /// The matching visible packages, best first (newest first without free text), each with the search
+    /// answer stored when it was indexed.
+    async fn search(&self, query: &SearchQuery) -> Result<Vec<Hit>>;
     /// Replaces the whole index with these records.
     async fn rebuild(&self, records: &[PackageRecord]) -> Result<()>;
     /// How many packages the index holds.

@@ -15,8 +15,11 @@ use opensearch::http::{Method, StatusCode};
 use serde_json::{Value, json};
 use url::Url;
 
+use crate::answer::StoredDocument;
 use crate::query::TEXT_FIELDS;
-use crate::{Filter, Result, SearchError, SearchIndex, SearchQuery, is_public, owner_of, registry_document};
+use crate::{
+    Filter, Hit, Result, SearchError, SearchIndex, SearchQuery, is_public, owner_of, registry_document,
+};
 
 /// Every write waits until it is searchable, so visibility changes take effect at once.
 pub const DELETE_PARAMS: &[(&str, &str)] = &[("refresh", "wait_for")];
@@ -126,7 +129,7 @@ pub fn document(record: &PackageRecord) -> Value {
     document
 }
 
-/// The `_search` body for a query (the ids only: the records come from the database).
+/// The `_search` body for a query. The hits' `_source` is taken as it was stored: it holds the search answer.
 pub fn search_body(query: &SearchQuery) -> Value {
     let public = json!({"term": {"_public": true}});
     let visible = match &query.viewer {
@@ -162,7 +165,7 @@ pub fn search_body(query: &SearchQuery) -> Value {
     } else {
         json!([{"last_update": {"order": "desc"}}])
     };
-    json!({"query": {"bool": {"must": must}}, "size": query.size, "sort": sort, "_source": ["id"]})
+    json!({"query": {"bool": {"must": must}}, "size": query.size, "sort": sort})
 }
 
 /// Fields the mapping declares as keywords themselves (other strings have a `.keyword` sub-field).
@@ -216,13 +219,13 @@ impl OpenSearchIndex {
         }
     }
 
-    async fn call(
+    async fn send(
         &self,
         method: Method,
         path: &str,
         query: &[(&str, &str)],
         body: Option<Value>,
-    ) -> Result<(StatusCode, Value)> {
+    ) -> Result<opensearch::http::response::Response> {
         let send = || {
             self.client.send(
                 method,
@@ -235,27 +238,26 @@ impl OpenSearchIndex {
         };
         // A pooled connection the server (or a load balancer) closed fails the first request sent on it; these
         // requests are idempotent, so one more try on a fresh connection tells a dead socket from a dead server.
-        let response = match send().await {
-            Ok(response) => response,
+        match send().await {
+            Ok(response) => Ok(response),
             Err(first) => {
                 tracing::debug!(error = %first, "OpenSearch request failed; trying once more");
-                send().await.map_err(unavailable)?
+                send().await.map_err(unavailable)
             }
-        };
+        }
+    }
+
+    async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        query: &[(&str, &str)],
+        body: Option<Value>,
+    ) -> Result<(StatusCode, Value)> {
+        let response = self.send(method, path, query, body).await?;
         let status = response.status_code();
         let answer = response.json::<Value>().await.unwrap_or(Value::Null);
-        if status.is_server_error() {
-            return Err(unavailable(format!("{status}: {answer}")));
-        }
-        if status == StatusCode::NOT_FOUND && answer["error"]["type"] == "index_not_found_exception" {
-            return Err(SearchError::Missing(
-                answer["error"]["reason"]
-                    .as_str()
-                    .unwrap_or("no index")
-                    .to_owned(),
-            ));
-        }
-        Ok((status, answer))
+        checked(status, answer)
     }
 
     /// Creates a new index with the mapping; returns its name.
@@ -363,6 +365,58 @@ impl OpenSearchIndex {
     }
 }
 
+/// The hits of a `_search` answer, each with its answer made from the stored `_source` without parsing it into
+/// values.
+fn hits(body: &[u8]) -> Result<Vec<Hit>> {
+    #[derive(serde::Deserialize)]
+    struct Answer<'a> {
+        #[serde(borrow)]
+        hits: Hits<'a>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Hits<'a> {
+        #[serde(borrow)]
+        hits: Vec<RawHit<'a>>,
+    }
+    #[derive(serde::Deserialize)]
+    struct RawHit<'a> {
+        #[serde(rename = "_id")]
+        id: std::borrow::Cow<'a, str>,
+        #[serde(rename = "_source", borrow)]
+        source: StoredDocument<'a>,
+    }
+    let answer: Answer<'_> = serde_json::from_slice(body)
+        .map_err(|e| SearchError::Index(format!("an unreadable search answer: {e}")))?;
+    answer
+        .hits
+        .hits
+        .into_iter()
+        .map(|hit| {
+            Ok(Hit {
+                id: PackageId::parse(&hit.id).map_err(unavailable)?,
+                answer: hit.source.answer(),
+            })
+        })
+        .collect()
+}
+
+/// Server errors are an unavailable index, a missing index is [`SearchError::Missing`]; other answers go back to
+/// the caller with their status.
+fn checked(status: StatusCode, answer: Value) -> Result<(StatusCode, Value)> {
+    if status.is_server_error() {
+        return Err(unavailable(format!("{status}: {answer}")));
+    }
+    if status == StatusCode::NOT_FOUND && answer["error"]["type"] == "index_not_found_exception" {
+        return Err(SearchError::Missing(
+            answer["error"]["reason"]
+                .as_str()
+                .unwrap_or("no index")
+                .to_owned(),
+        ));
+    }
+    Ok((status, answer))
+}
+
 fn encode(id: &str) -> String {
     url::form_urlencoded::byte_serialize(id.as_bytes()).collect()
 }
@@ -387,30 +441,26 @@ impl SearchIndex for OpenSearchIndex {
         }
     }
 
-    async fn search(&self, query: &SearchQuery) -> Result<Vec<PackageId>> {
+    async fn search(&self, query: &SearchQuery) -> Result<Vec<Hit>> {
         if query.size == 0 {
             return Ok(Vec::new());
         }
-        let (status, answer) = self
-            .call(
+        let response = self
+            .send(
                 Method::Post,
                 &format!("/{}/_search", self.alias),
                 &[],
                 Some(search_body(query)),
             )
             .await?;
+        let status = response.status_code();
         if !status.is_success() {
+            let answer = response.json::<Value>().await.unwrap_or(Value::Null);
+            let (_, answer) = checked(status, answer)?;
             return Err(SearchError::Index(format!("searching: {answer}")));
         }
-        answer["hits"]["hits"]
-            .as_array()
-            .map(|hits| {
-                hits.iter()
-                    .filter_map(|hit| hit["_id"].as_str())
-                    .map(|id| PackageId::parse(id).map_err(unavailable))
-                    .collect()
-            })
-            .unwrap_or_else(|| Ok(Vec::new()))
+        let body = response.bytes().await.map_err(unavailable)?;
+        hits(&body)
     }
 
     async fn check_ownership(&self) -> Result<()> {

@@ -156,7 +156,7 @@ mod tests {
             self.check()?;
             self.index.delete(id).await
         }
-        async fn search(&self, query: &SearchQuery) -> Result<Vec<PackageId>> {
+        async fn search(&self, query: &SearchQuery) -> Result<Vec<crate::Hit>> {
             self.check()?;
             self.index.search(query).await
         }
@@ -207,7 +207,13 @@ mod tests {
         assert_eq!(registry.drain_outbox().await.unwrap(), 3);
         assert!(outbox.pending(10).await.unwrap().is_empty());
         let query = SearchQuery::parse("package", [("q", "\"renamed\"")], None, 100).unwrap();
-        assert_eq!(index.search(&query).await.unwrap(), [changed.id.clone()]);
+        let found = index.search(&query).await.unwrap();
+        assert_eq!(found.iter().map(|hit| &hit.id).collect::<Vec<_>>(), [&changed.id]);
+        assert_eq!(
+            found[0].answer,
+            crate::search_answer(&changed),
+            "the new answer is stored"
+        );
         assert_eq!(
             index.count().await.unwrap(),
             2,
@@ -227,11 +233,20 @@ mod outage {
     use crate::opensearch::OpenSearchIndex;
     use crate::testing::{Osmem, Proxy};
 
+    #[expect(
+        clippy::unwrap_used,
+        reason = "a test helper: a malformed answer fails the test"
+    )]
     async fn visible(search: &Search) -> std::result::Result<Vec<String>, SearchError> {
-        let records = search
+        let answers = search
             .search("package", [("size", "100")], Some(crate::contract::ada()))
             .await?;
-        let mut names: Vec<String> = records.into_iter().map(|r| r.id.dataset().to_string()).collect();
+        let mut names: Vec<String> = answers
+            .iter()
+            .map(|answer| serde_json::from_str::<serde_json::Value>(answer).unwrap())
+            .map(|answer| PackageId::parse(answer["id"].as_str().unwrap()).unwrap())
+            .map(|id| id.dataset().to_string())
+            .collect();
         names.sort();
         Ok(names)
     }
@@ -249,7 +264,7 @@ mod outage {
             outbox.clone(),
             Arc::new(SystemClock),
         );
-        let search = Search::new(index.clone(), packages.clone(), 100);
+        let search = Search::new(index.clone(), packages.clone(), outbox.clone(), 100);
         let records = crate::contract::fixtures();
         search.rebuild_from_registry().await.unwrap();
         registry.put(&records[0]).await.unwrap();

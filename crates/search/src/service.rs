@@ -1,18 +1,23 @@
-//! Search over the registry: the index finds the ids, the database (the source of truth) supplies the records.
+//! Search over the registry: the index finds the packages and holds their answers; the database (the source of
+//! truth) has the last word on packages whose index write is still queued.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use conductor_core::repo::PackageRepository;
+use conductor_core::repo::{PackageRepository, SearchOutboxRepository};
 use conductor_core::{PackageId, PackageRecord, UserId};
 
-use crate::{Result, SearchError, SearchIndex, SearchQuery, is_visible};
+use crate::{Hit, Result, SearchError, SearchIndex, SearchQuery, is_visible, search_answer};
 
-/// Search over the registry: the index finds, the database (the source of truth) supplies the records.
+/// The most queued index writes a search looks at; past that, every result is checked against the database.
+const STALE_LIMIT: i64 = 1_000;
+
+/// Search over the registry: the index finds and answers, the database corrects what the index may not know yet.
 #[derive(Clone)]
 pub struct Search {
     index: Arc<dyn SearchIndex>,
     packages: Arc<dyn PackageRepository>,
+    outbox: Arc<dyn SearchOutboxRepository>,
     max_size: usize,
 }
 
@@ -25,11 +30,21 @@ impl std::fmt::Debug for Search {
     }
 }
 
+fn unavailable(error: impl std::fmt::Display) -> SearchError {
+    SearchError::Unavailable(error.to_string())
+}
+
 impl Search {
-    pub fn new(index: Arc<dyn SearchIndex>, packages: Arc<dyn PackageRepository>, max_size: usize) -> Self {
+    pub fn new(
+        index: Arc<dyn SearchIndex>,
+        packages: Arc<dyn PackageRepository>,
+        outbox: Arc<dyn SearchOutboxRepository>,
+        max_size: usize,
+    ) -> Self {
         Self {
             index,
             packages,
+            outbox,
             max_size,
         }
     }
@@ -38,15 +53,16 @@ impl Search {
         self.index.as_ref()
     }
 
-    /// Runs `/search/<kind>` with its parameters for `viewer` (None: anonymous).
+    /// Runs `/search/<kind>` with its parameters for `viewer` (None: anonymous): the answers of the matching
+    /// packages, in order, each a JSON object as the clients read it.
     pub async fn search<'a>(
         &self,
         kind: &str,
         params: impl IntoIterator<Item = (&'a str, &'a str)>,
         viewer: Option<UserId>,
-    ) -> Result<Vec<PackageRecord>> {
+    ) -> Result<Vec<String>> {
         let query = SearchQuery::parse(kind, params, viewer, self.max_size)?;
-        let ids = match self.index.search(&query).await {
+        let hits = match self.index.search(&query).await {
             // A missing index (a fresh cluster, a deleted alias) is rebuilt from the registry, then asked again.
             Err(SearchError::Missing(_)) => {
                 self.rebuild_from_registry().await?;
@@ -54,20 +70,46 @@ impl Search {
             }
             other => other?,
         };
-        // One batched read (a few hundred ids a round trip), then back into the index's order.
-        let mut found: HashMap<PackageId, PackageRecord> = self
+        self.confirmed(hits, query.viewer.as_ref()).await
+    }
+
+    /// The hits' answers, except where the index may be behind the database: a package with an index write
+    /// still queued (the index was down when it changed) is answered from its record, or left out if it is
+    /// gone or hidden now. Nobody sees a package they may no longer see while the index catches up.
+    async fn confirmed(&self, hits: Vec<Hit>, viewer: Option<&UserId>) -> Result<Vec<String>> {
+        let pending = self.outbox.pending(STALE_LIMIT).await.map_err(unavailable)?;
+        if pending.is_empty() {
+            return Ok(hits.into_iter().map(|hit| hit.answer).collect());
+        }
+        let queued: HashSet<&PackageId> = pending.iter().map(|entry| &entry.package_id).collect();
+        // More queued than looked at: any hit may be stale.
+        let everything = i64::try_from(pending.len()).unwrap_or(i64::MAX) >= STALE_LIMIT;
+        let stale: Vec<PackageId> = hits
+            .iter()
+            .filter(|hit| everything || queued.contains(&hit.id))
+            .map(|hit| hit.id.clone())
+            .collect();
+        // One batched read (a few hundred ids a round trip).
+        let mut records: HashMap<PackageId, PackageRecord> = self
             .packages
-            .get_many(&ids)
+            .get_many(&stale)
             .await
-            .map_err(|e| SearchError::Unavailable(e.to_string()))?
+            .map_err(unavailable)?
             .into_iter()
             .map(|record| (record.id.clone(), record))
             .collect();
-        // The database has the last word: a record gone or hidden since it was indexed is not shown.
-        Ok(ids
-            .iter()
-            .filter_map(|id| found.remove(id))
-            .filter(|record| is_visible(record, query.viewer.as_ref()))
+        let stale: HashSet<PackageId> = stale.into_iter().collect();
+        Ok(hits
+            .into_iter()
+            .filter_map(|hit| {
+                if !stale.contains(&hit.id) {
+                    return Some(hit.answer);
+                }
+                records
+                    .remove(&hit.id)
+                    .filter(|record| is_visible(record, viewer))
+                    .map(|record| search_answer(&record))
+            })
             .collect())
     }
 
@@ -80,5 +122,84 @@ impl Search {
             .map_err(|e| SearchError::Unavailable(e.to_string()))?;
         self.index.rebuild(&records).await?;
         Ok(records.len())
+    }
+}
+
+#[cfg(all(test, feature = "embedded"))]
+mod tests {
+    use conductor_core::Timestamp;
+    use conductor_core::repo::{PackageRepository, SearchOutboxRepository};
+    use serde_json::{Value, json};
+
+    use super::*;
+    use crate::embedded::EmbeddedIndex;
+    use crate::memory::{MemoryOutbox, MemoryPackages};
+
+    async fn ids(search: &Search, viewer: Option<UserId>) -> Vec<String> {
+        search
+            .search("package", [], viewer)
+            .await
+            .unwrap()
+            .iter()
+            .map(|answer| {
+                serde_json::from_str::<Value>(answer).unwrap()["id"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned()
+            })
+            .collect()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_package_whose_index_write_is_queued_is_answered_from_the_database() {
+        let dir = tempfile::tempdir().unwrap();
+        let index = Arc::new(EmbeddedIndex::open(dir.path()).unwrap());
+        let packages = Arc::new(MemoryPackages::default());
+        let outbox = Arc::new(MemoryOutbox::default());
+        let search = Search::new(index.clone(), packages.clone(), outbox.clone(), 100);
+        let records = crate::contract::fixtures();
+        let public = records[0].clone();
+        for record in &records {
+            packages.put(record).await.unwrap();
+        }
+        search.rebuild_from_registry().await.unwrap();
+        assert!(ids(&search, None).await.contains(&public.id.to_string()));
+
+        // Made private in the database while the index was down: the index still says public.
+        let mut hidden = public.clone();
+        hidden.package["private"] = json!(true);
+        hidden.last_update = Timestamp::from_millis(9_000);
+        packages.put(&hidden).await.unwrap();
+        outbox
+            .push(&hidden.id, Timestamp::from_millis(9_000))
+            .await
+            .unwrap();
+        assert!(
+            !ids(&search, None).await.contains(&public.id.to_string()),
+            "never shown to those who may no longer see it"
+        );
+        let owner = ids(&search, Some(crate::contract::ada())).await;
+        assert!(owner.contains(&public.id.to_string()), "its owner still sees it");
+        let answers = search
+            .search("package", [], Some(crate::contract::ada()))
+            .await
+            .unwrap();
+        let answer = answers
+            .iter()
+            .find(|a| a.contains(&public.id.to_string()))
+            .unwrap();
+        assert_eq!(
+            answer,
+            &search_answer(&hidden),
+            "answered from the record, not the stale index"
+        );
+
+        // Deleted while the index was down: gone from every answer.
+        packages.delete(&hidden.id).await.unwrap();
+        assert!(
+            !ids(&search, Some(crate::contract::ada()))
+                .await
+                .contains(&public.id.to_string())
+        );
     }
 }

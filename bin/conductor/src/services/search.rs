@@ -51,7 +51,12 @@ impl SearchState {
                 )
             }
         };
-        let search = Search::new(index.clone(), repositories.packages.clone(), settings.max_size);
+        let search = Search::new(
+            index.clone(),
+            repositories.packages.clone(),
+            repositories.search_outbox.clone(),
+            settings.max_size,
+        );
         let registry = Registry::new(
             repositories.packages.clone(),
             index,
