@@ -49,3 +49,16 @@ table() {
   echo
   echo "wrk -t2 -c$connections -d${seconds}s per endpoint, $(nproc) cores, $(date -u +%Y-%m-%d)"
 }
+
+# idle NAME PATH [COUNT]: "NAME median max bytes" of COUNT sequential requests, one at a time, on an idle server.
+idle() {
+  local count=${3:-20}
+  curl -fsS -o /dev/null "$base$2"
+  for _ in $(seq 1 "$count"); do curl -fsS -o /dev/null -w '%{time_total} %{size_download}\n' "$base$2"; done |
+    sort -n | awk -v name="$1" '{t[NR]=$1; b=$2} END {printf "| `%s` | %.1f ms | %.1f ms | %d |\n", name, t[int((NR+1)/2)]*1000, t[NR]*1000, b}'
+}
+
+# peak_rss: the server's peak resident memory so far (VmHWM), in MiB.
+peak_rss() {
+  awk '/^VmHWM/ {printf "%.0f MiB\n", $2/1024}' "/proc/$server/status"
+}

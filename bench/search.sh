@@ -6,7 +6,8 @@
 # Fills the registry with 10,000 generated packages (titles, descriptions, country codes, owners), starts the
 # release binary (which rebuilds its index from the database), then drives typical searches with wrk: the
 # clients' listing (size=10000 as os-explorer asks, anonymous), a free-text query, a filter on a country code,
-# and an owner's listing with a user token. Prints p50/p99 per query and throughput as a ratio of /healthz's.
+# and an owner's listing with a user token. Prints p50/p99 per query and throughput as a ratio of /healthz's,
+# then single requests on the idle server and the server's peak resident memory.
 cd "$(dirname "$0")/.."
 
 before_serve() {
@@ -37,10 +38,21 @@ PY
 }
 
 source bench/common.sh
+owner=$(python3 -c 'import hashlib; print(hashlib.md5(b"bench@example.test").hexdigest())')
 
 table \
   "$(wrk_row /healthz /healthz)" \
   "$(wrk_row "listing:size=10000" "/search/package?size=10000")" \
-  "$(wrk_row "q=health+budget" "/search/package?q=%22health%20budget%22")" \
-  "$(wrk_row "countryCode=MD" "/search/package?package.countryCode=%22MD%22")" \
-  "$(wrk_row "owner-with-token" "/search/package?jwt=$user_token&package.owner=%22$(python3 -c 'import hashlib; print(hashlib.md5(b"bench@example.test").hexdigest())')%22")"
+  "$(wrk_row "q=health+budget:size=100" "/search/package?q=%22health%20budget%22&size=100")" \
+  "$(wrk_row "countryCode=MD:size=100" "/search/package?package.countryCode=%22MD%22&size=100")" \
+  "$(wrk_row "owner-with-token" "/search/package?jwt=$user_token&package.owner=%22$owner%22")"
+
+echo
+echo "| one request, idle | median | slowest | bytes |"
+echo "|---|---|---|---|"
+idle "listing:size=10000" "/search/package?size=10000"
+idle "q=health+budget:size=100" "/search/package?q=%22health%20budget%22&size=100"
+idle "countryCode=MD:size=100" "/search/package?package.countryCode=%22MD%22&size=100"
+idle "owner-with-token" "/search/package?jwt=$user_token&package.owner=%22$owner%22"
+echo
+echo "peak resident memory of the server: $(peak_rss)"

@@ -8,6 +8,7 @@ use conductor_core::{Clock, NewUser, Profile, UserId};
 use conductor_permissions::{PermissionError, PermissionService, Permissions};
 
 use crate::oidc::VerifiedIdentity;
+use crate::recent::RecentAccounts;
 use crate::tokens::{TokenError, TokenIssuer, UserClaims};
 
 #[derive(Debug, thiserror::Error)]
@@ -48,6 +49,7 @@ pub struct Accounts {
     users: Arc<dyn UserRepository>,
     permissions: PermissionService,
     clock: Arc<dyn Clock>,
+    recent: Arc<RecentAccounts>,
 }
 
 impl std::fmt::Debug for Accounts {
@@ -70,6 +72,7 @@ impl Accounts {
             users,
             permissions,
             clock,
+            recent: Arc::default(),
         }
     }
 
@@ -79,24 +82,50 @@ impl Accounts {
 
     /// The claims of a user token, verified now: the error says why a missing or refused token is not a user
     /// (a missing one reads as malformed, as the original treated it).
+    /// A token verified in the last minute is not verified again (until it expires).
     pub fn verify_user(&self, token: Option<&str>) -> Result<UserClaims, TokenError> {
         let token = token.ok_or(TokenError::Malformed)?;
-        self.tokens.verify_user(token, self.clock.now())
+        let now = self.clock.now();
+        if let Some(claims) = self.recent.verified(token, now) {
+            return Ok(claims);
+        }
+        let claims = self.tokens.verify_user(token, now)?;
+        self.recent.remember_verified(token, &claims, now);
+        Ok(claims)
     }
 
-    /// The profile of a verified user; `None` when the user no longer exists.
+    /// The profile of a verified user; `None` when the user no longer exists. Read at most every few seconds
+    /// per user (`recent::PROFILE_TTL`).
     pub async fn profile(&self, user: &UserClaims) -> Result<Option<Profile>, AccountError> {
-        Ok(self.users.get(&user.userid).await?)
+        let now = self.clock.now();
+        if let Some(profile) = self.recent.profile(&user.userid, now) {
+            return Ok(Some(profile));
+        }
+        let profile = self.users.get(&user.userid).await?;
+        if let Some(profile) = &profile {
+            self.recent.remember_profile(profile, now);
+        }
+        Ok(profile)
     }
 
-    /// A permission token for `service` carrying the user's effective permissions.
+    /// A permission token for `service` carrying the user's effective permissions, read now. One issued for
+    /// the same permissions within the last minute is handed out again instead of signing a new one.
     pub async fn authorize(&self, user: &UserClaims, service: &str) -> Result<Authorization, AccountError> {
         let userid = user.userid.clone();
         let permissions = self.permissions.effective(&userid, service).await?;
-        let token = self
-            .tokens
-            .issue_permission(&userid, service, permissions.clone(), self.clock.now())
-            .map_err(AccountError::Signing)?;
+        let now = self.clock.now();
+        let token = match self.recent.permission_token(&userid, service, &permissions, now) {
+            Some(token) => token,
+            None => {
+                let token = self
+                    .tokens
+                    .issue_permission(&userid, service, permissions.clone(), now)
+                    .map_err(AccountError::Signing)?;
+                self.recent
+                    .remember_permission_token(&userid, service, &permissions, &token, now);
+                token
+            }
+        };
         Ok(Authorization {
             token,
             userid,
@@ -108,7 +137,9 @@ impl Accounts {
     /// Sets the user's username, once. It is stored lower-case.
     pub async fn set_username(&self, user: &UserClaims, username: &str) -> Result<String, AccountError> {
         let username = normalise_username(username)?;
-        match self.users.set_username(&user.userid, &username).await? {
+        let change = self.users.set_username(&user.userid, &username).await?;
+        self.recent.forget_profile(&user.userid);
+        match change {
             UsernameChange::Set => Ok(username),
             UsernameChange::AlreadySet => Err(AccountError::UsernameAlreadySet),
             UsernameChange::Taken => Err(AccountError::UsernameTaken),
@@ -158,6 +189,7 @@ impl Accounts {
         };
         let now = self.clock.now();
         let profile = self.users.upsert_login(&user, now).await?;
+        self.recent.forget_profile(&profile.idhash);
         let token = self
             .tokens
             .issue_user(&profile.idhash, now)

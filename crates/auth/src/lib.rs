@@ -7,6 +7,7 @@
 //! - [`redirect`]: the login redirect allow-list.
 //! - [`bundle`]: the original service's `OS_CONDUCTOR_SECRETS_0..3` bundle.
 //! - [`oidc`]: the OpenID Connect login flow.
+//! - [`account`]: what the `/user` endpoints do, with the short-lived caches of [`recent`].
 
 pub mod account;
 #[cfg(feature = "actix")]
@@ -14,6 +15,7 @@ pub mod actix;
 pub mod bundle;
 pub mod keys;
 pub mod oidc;
+pub mod recent;
 pub mod redirect;
 pub mod tokens;
 pub mod verifier;

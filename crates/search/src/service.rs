@@ -135,6 +135,7 @@ mod tests {
     use crate::embedded::EmbeddedIndex;
     use crate::memory::{MemoryOutbox, MemoryPackages};
 
+    #[expect(clippy::unwrap_used, reason = "a test helper: a failed search fails the test")]
     async fn ids(search: &Search, viewer: Option<UserId>) -> Vec<String> {
         search
             .search("package", [], viewer)
