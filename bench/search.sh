@@ -31,14 +31,16 @@ for i in range(10000):
                "resources": [{"path": "data.csv", "schema": {"fields": [{"name": "amount"}]}}]}
     rows.append((f"{owner}:{name}", owner, json.dumps({"fact_table": "t"}), json.dumps(package),
                  f"http://127.0.0.1/datastore/files/{owner}/{name}/datapackage.json", None, None, "done", 1,
-                 1_500_000_000_000 + i))
-db.executemany("INSERT INTO packages VALUES (?,?,?,?,?,?,?,?,?,?)", rows)
+                 1_500_000_000_000 + i, package["count_of_rows"], json.dumps([package["countryCode"]])))
+db.executemany("INSERT INTO packages VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", rows)
 db.commit()
 PY
 }
 
 source bench/common.sh
 owner=$(python3 -c 'import hashlib; print(hashlib.md5(b"bench@example.test").hexdigest())')
+echo "peak resident memory of the server after start (index rebuilt): $(peak_rss)"
+echo
 
 table \
   "$(wrk_row /healthz /healthz)" \

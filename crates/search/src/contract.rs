@@ -103,7 +103,7 @@ async fn sorted(index: &dyn SearchIndex, params: &[(&str, &str)], viewer: Option
 }
 
 pub async fn suite(index: &dyn SearchIndex) {
-    index.rebuild(&fixtures()).await.unwrap();
+    index.rebuild(fixtures()).await.unwrap();
     assert_eq!(index.count().await.unwrap(), 6);
 
     // Visibility: {owner, other, anonymous} × {private, public} × {loaded, not loaded}.
@@ -279,7 +279,7 @@ pub async fn suite(index: &dyn SearchIndex) {
     );
 
     // Rebuild replaces everything.
-    index.rebuild(&fixtures()[4..]).await.unwrap();
+    index.rebuild(fixtures()[4..].to_vec()).await.unwrap();
     assert_eq!(index.count().await.unwrap(), 2);
     assert_eq!(
         sorted(index, &[], Some(ada())).await,

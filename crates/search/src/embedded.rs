@@ -28,6 +28,10 @@ use crate::{
     search_answer,
 };
 
+/// Decompressed document-store blocks kept per segment (16 KiB each, so at most 16 MiB a segment): a listing of
+/// the whole catalogue reads its answers from memory instead of decompressing a block per result.
+const DOCSTORE_CACHE_BLOCKS: usize = 1_024;
+
 /// The writer's memory budget: tantivy needs at least 15 MB a thread; one thread is plenty here.
 const WRITER_BUDGET: usize = 32_000_000;
 
@@ -123,6 +127,7 @@ impl EmbeddedIndex {
         let reader = index
             .reader_builder()
             .reload_policy(ReloadPolicy::Manual)
+            .doc_store_cache_num_blocks(DOCSTORE_CACHE_BLOCKS)
             .try_into()
             .map_err(index_error)?;
         let writer = index
@@ -403,13 +408,12 @@ impl SearchIndex for EmbeddedIndex {
         self.blocking(move |inner| inner.search(&query)).await
     }
 
-    async fn rebuild(&self, records: &[PackageRecord]) -> Result<()> {
-        let records = records.to_vec();
+    async fn rebuild(&self, records: Vec<PackageRecord>) -> Result<()> {
         self.blocking(move |inner| {
             let mut writer = inner.writer.lock().map_err(index_error)?;
             writer.delete_all_documents().map_err(index_error)?;
-            for record in &records {
-                writer.add_document(inner.document(record)).map_err(index_error)?;
+            for record in records {
+                writer.add_document(inner.document(&record)).map_err(index_error)?;
             }
             inner.commit(&mut writer)
         })
@@ -455,7 +459,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         {
             let index = EmbeddedIndex::open(dir.path()).unwrap();
-            index.rebuild(&crate::contract::fixtures()).await.unwrap();
+            index.rebuild(crate::contract::fixtures()).await.unwrap();
         }
         let reopened = EmbeddedIndex::open(dir.path()).unwrap();
         assert_eq!(reopened.count().await.unwrap(), 6);

@@ -59,8 +59,8 @@ pub trait SearchIndex: Send + Sync {
     /// The matching visible packages, best first (newest first without free text), each with the search
     /// answer stored when it was indexed.
     async fn search(&self, query: &SearchQuery) -> Result<Vec<Hit>>;
-    /// Replaces the whole index with these records.
-    async fn rebuild(&self, records: &[PackageRecord]) -> Result<()>;
+    /// Replaces the whole index with these records (taken, so an adapter can drop each once it is written).
+    async fn rebuild(&self, records: Vec<PackageRecord>) -> Result<()>;
     /// How many packages the index holds.
     async fn count(&self) -> Result<u64>;
     /// Fails with [`SearchError::Foreign`] when the configured index is not one this service made (an existing

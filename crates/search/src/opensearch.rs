@@ -478,7 +478,7 @@ impl SearchIndex for OpenSearchIndex {
 
     /// Fills a fresh index, moves the alias to it in one step, and drops the old ones; never over an index this
     /// service did not create.
-    async fn rebuild(&self, records: &[PackageRecord]) -> Result<()> {
+    async fn rebuild(&self, records: Vec<PackageRecord>) -> Result<()> {
         // One rebuild at a time in this process: two at once (the start-up sync, and a write that found the
         // alias missing) would each point the alias at their own index, and every package would be found twice.
         let _one_at_a_time = self.rebuilding.lock().await;

@@ -92,12 +92,13 @@ impl Registry {
                 // The index itself is gone: rebuild it whole from the registry, which covers every entry.
                 Err(SearchError::Missing(_)) => {
                     let records = self.packages.list().await?;
-                    if self.index.rebuild(&records).await.is_ok() {
+                    let count = records.len();
+                    if self.index.rebuild(records).await.is_ok() {
                         for entry in &pending[applied..] {
                             self.outbox.done(entry.id).await?;
                         }
                         tracing::info!(
-                            packages = records.len(),
+                            packages = count,
                             "search index was missing; rebuilt from the registry"
                         );
                         return Ok(pending.len());
@@ -160,7 +161,7 @@ mod tests {
             self.check()?;
             self.index.search(query).await
         }
-        async fn rebuild(&self, records: &[PackageRecord]) -> Result<()> {
+        async fn rebuild(&self, records: Vec<PackageRecord>) -> Result<()> {
             self.check()?;
             self.index.rebuild(records).await
         }

@@ -120,8 +120,9 @@ impl Search {
             .list()
             .await
             .map_err(|e| SearchError::Unavailable(e.to_string()))?;
-        self.index.rebuild(&records).await?;
-        Ok(records.len())
+        let count = records.len();
+        self.index.rebuild(records).await?;
+        Ok(count)
     }
 }
 
