@@ -108,12 +108,20 @@ impl Accounts {
         Ok(profile)
     }
 
-    /// A permission token for `service` carrying the user's effective permissions, read now. One issued for
-    /// the same permissions within the last minute is handed out again instead of signing a new one.
+    /// A permission token for `service` carrying the user's effective permissions (read at most a second ago).
+    /// One issued for the same permissions within the last minute is handed out again instead of signing anew.
     pub async fn authorize(&self, user: &UserClaims, service: &str) -> Result<Authorization, AccountError> {
         let userid = user.userid.clone();
-        let permissions = self.permissions.effective(&userid, service).await?;
         let now = self.clock.now();
+        let permissions = match self.recent.permissions(&userid, service, now) {
+            Some(permissions) => permissions,
+            None => {
+                let permissions = self.permissions.effective(&userid, service).await?;
+                self.recent
+                    .remember_permissions(&userid, service, &permissions, now);
+                permissions
+            }
+        };
         let token = match self.recent.permission_token(&userid, service, &permissions, now) {
             Some(token) => token,
             None => {

@@ -3,8 +3,10 @@
 //!
 //! Each cache is bounded in entries (least recently used go first) and in age, and none widens what a token
 //! grants: a verified user token is remembered only until it expires; a profile for [`PROFILE_TTL`] (this
-//! replica forgets it at once when the user changes it here); a permission token is reused only for the same
-//! user, service and *current* permissions (read from the database on every call), while it is young.
+//! replica forgets it at once when the user changes it here); a user's effective permissions for
+//! [`PERMISSIONS_TTL`], so a grant or revoke reaches `/user/authorize` within a second on every replica (a
+//! permission token already issued keeps what it says for its whole lifetime anyway); a permission token is
+//! reused only for the same user, service and current permissions, while it is young.
 
 use std::num::NonZeroUsize;
 use std::sync::Mutex;
@@ -22,6 +24,8 @@ const ENTRIES: usize = 4_096;
 pub const VERIFIED_TTL: Duration = Duration::from_secs(60);
 /// How long another replica may show a profile from before a change (a username set elsewhere).
 pub const PROFILE_TTL: Duration = Duration::from_secs(10);
+/// How long a user's effective permissions for a service are taken as read.
+pub const PERMISSIONS_TTL: Duration = Duration::from_secs(1);
 /// The oldest permission token handed out again; its expiry is then at most this much nearer than a fresh one's.
 pub const PERMISSION_REUSE: Duration = Duration::from_secs(60);
 
@@ -87,6 +91,7 @@ impl<K: std::hash::Hash + Eq, V: Clone> Recent<K, V> {
 pub(crate) struct RecentAccounts {
     verified: Recent<String, UserClaims>,
     profiles: Recent<UserId, Profile>,
+    permissions: Recent<(UserId, String), Permissions>,
     permission_tokens: Recent<(UserId, String), (Permissions, String)>,
 }
 
@@ -95,6 +100,7 @@ impl Default for RecentAccounts {
         Self {
             verified: Recent::new(VERIFIED_TTL),
             profiles: Recent::new(PROFILE_TTL),
+            permissions: Recent::new(PERMISSIONS_TTL),
             permission_tokens: Recent::new(PERMISSION_REUSE),
         }
     }
@@ -122,6 +128,21 @@ impl RecentAccounts {
 
     pub(crate) fn forget_profile(&self, userid: &UserId) {
         self.profiles.forget(userid);
+    }
+
+    pub(crate) fn permissions(&self, userid: &UserId, service: &str, now: Timestamp) -> Option<Permissions> {
+        self.permissions.get(&(userid.clone(), service.to_owned()), now)
+    }
+
+    pub(crate) fn remember_permissions(
+        &self,
+        userid: &UserId,
+        service: &str,
+        permissions: &Permissions,
+        now: Timestamp,
+    ) {
+        self.permissions
+            .put((userid.clone(), service.to_owned()), permissions.clone(), now);
     }
 
     /// A young permission token for exactly these permissions, if one was issued.
@@ -198,6 +219,18 @@ mod tests {
             None,
             "expired, though young in the cache"
         );
+    }
+
+    #[test]
+    fn permissions_are_taken_as_read_for_a_second_only() {
+        let recent = RecentAccounts::default();
+        let ada = UserId::from_email("ada@example.test");
+        let none = Permissions::new();
+        recent.remember_permissions(&ada, "os.datastore", &none, Timestamp::from_millis(100_000));
+        let read = |millis| recent.permissions(&ada, "os.datastore", Timestamp::from_millis(millis));
+        assert_eq!(read(100_999), Some(Permissions::new()));
+        assert_eq!(read(101_000), None, "read again after a second");
+        assert_eq!(recent.permissions(&ada, "other", at(100)), None);
     }
 
     #[test]

@@ -46,6 +46,9 @@ pub trait UserRepository: Send + Sync {
 #[async_trait]
 pub trait PermissionRepository: Send + Sync {
     async fn get(&self, grantee: &Grantee, service: &str) -> RepoResult<Option<PermissionGrant>>;
+    /// Everyone's grant and `user`'s own for `service`, in one read (`/user/authorize` asks on every call),
+    /// `*` first; either may be missing.
+    async fn for_user(&self, user: &UserId, service: &str) -> RepoResult<Vec<PermissionGrant>>;
     /// Replaces the grantee's permissions for that service.
     async fn put(&self, grant: &PermissionGrant) -> RepoResult<()>;
     /// Returns whether a row was removed.

@@ -70,14 +70,12 @@ impl PermissionService {
     /// The `*` defaults for `service` overlaid with the user's own grant.
     pub async fn effective(&self, user: &UserId, service: &str) -> Result<Permissions> {
         validate_name(service)?;
-        let mut permissions = self
-            .repository
-            .get(&Grantee::Everyone, service)
-            .await?
-            .map(|grant| grant.permissions)
-            .unwrap_or_default();
-        if let Some(own) = self.repository.get(&Grantee::User(user.clone()), service).await? {
-            permissions.extend(own.permissions);
+        let mut permissions = Permissions::new();
+        let mut grants = self.repository.for_user(user, service).await?;
+        // Everyone's first, so the user's own override them, whatever order the store answered in.
+        grants.sort_by_key(|grant| grant.grantee != Grantee::Everyone);
+        for grant in grants {
+            permissions.extend(grant.permissions);
         }
         Ok(permissions)
     }
@@ -211,6 +209,13 @@ mod tests {
                 .unwrap()
                 .get(&(grantee.to_string(), service.to_owned()))
                 .cloned())
+        }
+        async fn for_user(&self, user: &UserId, service: &str) -> RepoResult<Vec<PermissionGrant>> {
+            let map = self.0.lock().unwrap();
+            Ok([Grantee::EVERYONE.to_owned(), user.to_string()]
+                .into_iter()
+                .filter_map(|grantee| map.get(&(grantee, service.to_owned())).cloned())
+                .collect())
         }
         async fn put(&self, grant: &PermissionGrant) -> RepoResult<()> {
             self.0

@@ -91,6 +91,8 @@ async fn ids(index: &dyn SearchIndex, params: &[(&str, &str)], viewer: Option<Us
         .search(&query(params, viewer))
         .await
         .unwrap()
+        .read_all()
+        .unwrap()
         .into_iter()
         .map(|hit| hit.id.dataset().to_string())
         .collect()
@@ -127,7 +129,12 @@ pub async fn suite(index: &dyn SearchIndex) {
         "Ada sees all of hers in every state"
     );
     // Every hit carries the answer stored for it, the object the clients read.
-    let hits = index.search(&query(&[], Some(ada()))).await.unwrap();
+    let hits = index
+        .search(&query(&[], Some(ada())))
+        .await
+        .unwrap()
+        .read_all()
+        .unwrap();
     assert_eq!(hits.len(), 6);
     for hit in &hits {
         let fixture = fixtures().into_iter().find(|r| r.id == hit.id).unwrap();
@@ -141,6 +148,8 @@ pub async fn suite(index: &dyn SearchIndex) {
     let hits = index
         .search(&query(&[("id", &format!("\"{}\"", renamed.id))], None))
         .await
+        .unwrap()
+        .read_all()
         .unwrap();
     let answer: Value = serde_json::from_str(&hits[0].answer).unwrap();
     assert_eq!(

@@ -6,6 +6,7 @@
 //! fields, as ES's analysed `match` did). The document store keeps the id and the package's search answer,
 //! which a search returns as stored. All work runs on the blocking pool.
 
+use std::ops::Range;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
@@ -20,12 +21,14 @@ use tantivy::schema::{
     FAST, Field, INDEXED, IndexRecordOption, JsonObjectOptions, OwnedValue, STORED, STRING, Schema, TEXT,
     TextFieldIndexing, Value as _,
 };
-use tantivy::{Index, IndexReader, IndexWriter, Order, ReloadPolicy, TantivyDocument, Term};
+use tantivy::{
+    DocAddress, Index, IndexReader, IndexWriter, Order, ReloadPolicy, Searcher, TantivyDocument, Term,
+};
 
 use crate::query::TEXT_FIELDS;
 use crate::{
-    Filter, Hit, Result, SearchError, SearchIndex, SearchQuery, indexed_document, is_public, owner_of,
-    search_answer,
+    Filter, Hit, Hits, ReadyHits, Result, SearchError, SearchIndex, SearchQuery, indexed_document, is_public,
+    owner_of, search_answer,
 };
 
 /// Decompressed document-store blocks kept per segment (16 KiB each, so at most 16 MiB a segment): a listing of
@@ -332,13 +335,13 @@ impl Inner {
         Ok(Box::new(BooleanQuery::new(per_word)))
     }
 
-    fn search(&self, query: &SearchQuery) -> Result<Vec<Hit>> {
+    fn search(&self, query: &SearchQuery) -> Result<Box<dyn Hits>> {
         if query.size == 0 {
-            return Ok(Vec::new());
+            return Ok(Box::new(ReadyHits::default()));
         }
         let searcher = self.reader.searcher();
         let tantivy_query = self.query(query)?;
-        let addresses: Vec<_> = if query.text.is_some() {
+        let addresses: Vec<DocAddress> = if query.text.is_some() {
             searcher
                 .search(&tantivy_query, &TopDocs::with_limit(query.size).order_by_score())
                 .map_err(index_error)?
@@ -356,10 +359,33 @@ impl Inner {
                 .map(|(_, address)| address)
                 .collect()
         };
+        Ok(Box::new(StoredHits {
+            searcher,
+            addresses,
+            fields: self.fields,
+        }))
+    }
+}
+
+/// Hits still in the document store, read through the searcher that found them (it keeps their segments).
+struct StoredHits {
+    searcher: Searcher,
+    addresses: Vec<DocAddress>,
+    fields: Fields,
+}
+
+impl Hits for StoredHits {
+    fn len(&self) -> usize {
+        self.addresses.len()
+    }
+
+    fn read(&self, range: Range<usize>) -> Result<Vec<Hit>> {
+        let end = range.end.min(self.addresses.len());
+        let addresses = self.addresses.get(range.start.min(end)..end).unwrap_or_default();
         addresses
-            .into_iter()
+            .iter()
             .map(|address| {
-                let document: TantivyDocument = searcher.doc(address).map_err(index_error)?;
+                let document: TantivyDocument = self.searcher.doc(*address).map_err(index_error)?;
                 let text = |field| {
                     document
                         .get_first(field)
@@ -403,7 +429,7 @@ impl SearchIndex for EmbeddedIndex {
         .await
     }
 
-    async fn search(&self, query: &SearchQuery) -> Result<Vec<Hit>> {
+    async fn search(&self, query: &SearchQuery) -> Result<Box<dyn Hits>> {
         let query = query.clone();
         self.blocking(move |inner| inner.search(&query)).await
     }
@@ -413,7 +439,9 @@ impl SearchIndex for EmbeddedIndex {
             let mut writer = inner.writer.lock().map_err(index_error)?;
             writer.delete_all_documents().map_err(index_error)?;
             for record in records {
-                writer.add_document(inner.document(&record)).map_err(index_error)?;
+                writer
+                    .add_document(inner.document(&record))
+                    .map_err(index_error)?;
             }
             inner.commit(&mut writer)
         })

@@ -7,6 +7,7 @@ mod answer;
 pub(crate) mod contract;
 #[cfg(feature = "embedded")]
 pub mod embedded;
+pub mod hits;
 #[cfg(test)]
 pub(crate) mod memory;
 #[cfg(feature = "opensearch")]
@@ -22,6 +23,7 @@ use conductor_core::{PackageId, PackageRecord, UserId};
 use serde_json::Value;
 
 pub use answer::{Hit, search_answer};
+pub use hits::{Hits, ReadyHits};
 pub use query::{Filter, SearchQuery};
 pub use registry::{Registry, RegistryError};
 pub use service::Search;
@@ -57,8 +59,8 @@ pub trait SearchIndex: Send + Sync {
     async fn upsert(&self, record: &PackageRecord) -> Result<()>;
     async fn delete(&self, id: &PackageId) -> Result<()>;
     /// The matching visible packages, best first (newest first without free text), each with the search
-    /// answer stored when it was indexed.
-    async fn search(&self, query: &SearchQuery) -> Result<Vec<Hit>>;
+    /// answer stored when it was indexed, read when asked for.
+    async fn search(&self, query: &SearchQuery) -> Result<Box<dyn Hits>>;
     /// Replaces the whole index with these records (taken, so an adapter can drop each once it is written).
     async fn rebuild(&self, records: Vec<PackageRecord>) -> Result<()>;
     /// How many packages the index holds.

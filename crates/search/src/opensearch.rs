@@ -18,7 +18,8 @@ use url::Url;
 use crate::answer::StoredDocument;
 use crate::query::TEXT_FIELDS;
 use crate::{
-    Filter, Hit, Result, SearchError, SearchIndex, SearchQuery, is_public, owner_of, registry_document,
+    Filter, Hit, Hits, ReadyHits, Result, SearchError, SearchIndex, SearchQuery, is_public, owner_of,
+    registry_document,
 };
 
 /// Every write waits until it is searchable, so visibility changes take effect at once.
@@ -441,9 +442,9 @@ impl SearchIndex for OpenSearchIndex {
         }
     }
 
-    async fn search(&self, query: &SearchQuery) -> Result<Vec<Hit>> {
+    async fn search(&self, query: &SearchQuery) -> Result<Box<dyn Hits>> {
         if query.size == 0 {
-            return Ok(Vec::new());
+            return Ok(Box::new(ReadyHits::default()));
         }
         let response = self
             .send(
@@ -460,7 +461,7 @@ impl SearchIndex for OpenSearchIndex {
             return Err(SearchError::Index(format!("searching: {answer}")));
         }
         let body = response.bytes().await.map_err(unavailable)?;
-        hits(&body)
+        Ok(Box::new(ReadyHits(hits(&body)?)))
     }
 
     async fn check_ownership(&self) -> Result<()> {

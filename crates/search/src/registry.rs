@@ -157,7 +157,7 @@ mod tests {
             self.check()?;
             self.index.delete(id).await
         }
-        async fn search(&self, query: &SearchQuery) -> Result<Vec<crate::Hit>> {
+        async fn search(&self, query: &SearchQuery) -> Result<Box<dyn crate::Hits>> {
             self.check()?;
             self.index.search(query).await
         }
@@ -208,7 +208,7 @@ mod tests {
         assert_eq!(registry.drain_outbox().await.unwrap(), 3);
         assert!(outbox.pending(10).await.unwrap().is_empty());
         let query = SearchQuery::parse("package", [("q", "\"renamed\"")], None, 100).unwrap();
-        let found = index.search(&query).await.unwrap();
+        let found = index.search(&query).await.unwrap().read_all().unwrap();
         assert_eq!(found.iter().map(|hit| &hit.id).collect::<Vec<_>>(), [&changed.id]);
         assert_eq!(
             found[0].answer,
@@ -239,12 +239,13 @@ mod outage {
         reason = "a test helper: a malformed answer fails the test"
     )]
     async fn visible(search: &Search) -> std::result::Result<Vec<String>, SearchError> {
-        let answers = search
+        let hits = search
             .search("package", [("size", "100")], Some(crate::contract::ada()))
-            .await?;
-        let mut names: Vec<String> = answers
+            .await?
+            .read_all()?;
+        let mut names: Vec<String> = hits
             .iter()
-            .map(|answer| serde_json::from_str::<serde_json::Value>(answer).unwrap())
+            .map(|hit| serde_json::from_str::<serde_json::Value>(&hit.answer).unwrap())
             .map(|answer| PackageId::parse(answer["id"].as_str().unwrap()).unwrap())
             .map(|id| id.dataset().to_string())
             .collect();

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use conductor_core::repo::{PackageRepository, SearchOutboxRepository};
 use conductor_core::{PackageId, PackageRecord, UserId};
 
-use crate::{Hit, Result, SearchError, SearchIndex, SearchQuery, is_visible, search_answer};
+use crate::{Hit, Hits, ReadyHits, Result, SearchError, SearchIndex, SearchQuery, is_visible, search_answer};
 
 /// The most queued index writes a search looks at; past that, every result is checked against the database.
 const STALE_LIMIT: i64 = 1_000;
@@ -53,14 +53,14 @@ impl Search {
         self.index.as_ref()
     }
 
-    /// Runs `/search/<kind>` with its parameters for `viewer` (None: anonymous): the answers of the matching
-    /// packages, in order, each a JSON object as the clients read it.
+    /// Runs `/search/<kind>` with its parameters for `viewer` (None: anonymous): the matching packages, in
+    /// order, each with its answer (a JSON object as the clients read it), read as the caller asks for them.
     pub async fn search<'a>(
         &self,
         kind: &str,
         params: impl IntoIterator<Item = (&'a str, &'a str)>,
         viewer: Option<UserId>,
-    ) -> Result<Vec<String>> {
+    ) -> Result<Box<dyn Hits>> {
         let query = SearchQuery::parse(kind, params, viewer, self.max_size)?;
         let hits = match self.index.search(&query).await {
             // A missing index (a fresh cluster, a deleted alias) is rebuilt from the registry, then asked again.
@@ -76,11 +76,15 @@ impl Search {
     /// The hits' answers, except where the index may be behind the database: a package with an index write
     /// still queued (the index was down when it changed) is answered from its record, or left out if it is
     /// gone or hidden now. Nobody sees a package they may no longer see while the index catches up.
-    async fn confirmed(&self, hits: Vec<Hit>, viewer: Option<&UserId>) -> Result<Vec<String>> {
+    async fn confirmed(&self, hits: Box<dyn Hits>, viewer: Option<&UserId>) -> Result<Box<dyn Hits>> {
         let pending = self.outbox.pending(STALE_LIMIT).await.map_err(unavailable)?;
         if pending.is_empty() {
-            return Ok(hits.into_iter().map(|hit| hit.answer).collect());
+            return Ok(hits);
         }
+        // Rare (the index was down lately): the hits are read whole, bounded by `size`'s cap.
+        let hits = tokio::task::spawn_blocking(move || hits.read_all())
+            .await
+            .map_err(unavailable)??;
         let queued: HashSet<&PackageId> = pending.iter().map(|entry| &entry.package_id).collect();
         // More queued than looked at: any hit may be stale.
         let everything = i64::try_from(pending.len()).unwrap_or(i64::MAX) >= STALE_LIMIT;
@@ -99,18 +103,22 @@ impl Search {
             .map(|record| (record.id.clone(), record))
             .collect();
         let stale: HashSet<PackageId> = stale.into_iter().collect();
-        Ok(hits
+        let corrected = hits
             .into_iter()
             .filter_map(|hit| {
                 if !stale.contains(&hit.id) {
-                    return Some(hit.answer);
+                    return Some(hit);
                 }
                 records
                     .remove(&hit.id)
                     .filter(|record| is_visible(record, viewer))
-                    .map(|record| search_answer(&record))
+                    .map(|record| Hit {
+                        answer: search_answer(&record),
+                        id: hit.id,
+                    })
             })
-            .collect())
+            .collect();
+        Ok(Box::new(ReadyHits(corrected)))
     }
 
     /// Rebuilds the index from every record in the database.
@@ -142,12 +150,13 @@ mod tests {
             .search("package", [], viewer)
             .await
             .unwrap()
+            .read_all()
+            .unwrap()
             .iter()
-            .map(|answer| {
-                serde_json::from_str::<Value>(answer).unwrap()["id"]
-                    .as_str()
-                    .unwrap()
-                    .to_owned()
+            .map(|hit| {
+                let answer: Value = serde_json::from_str(&hit.answer).unwrap();
+                assert_eq!(answer["id"], hit.id.to_string(), "the answer is the hit's");
+                hit.id.to_string()
             })
             .collect()
     }
@@ -185,14 +194,13 @@ mod tests {
         let answers = search
             .search("package", [], Some(crate::contract::ada()))
             .await
+            .unwrap()
+            .read_all()
             .unwrap();
-        let answer = answers
-            .iter()
-            .find(|a| a.contains(&public.id.to_string()))
-            .unwrap();
+        let answer = answers.iter().find(|hit| hit.id == public.id).unwrap();
         assert_eq!(
-            answer,
-            &search_answer(&hidden),
+            answer.answer,
+            search_answer(&hidden),
             "answered from the record, not the stale index"
         );
 

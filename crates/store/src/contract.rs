@@ -124,6 +124,26 @@ async fn permissions(repos: &Repositories) {
         .unwrap()
         .unwrap();
     assert_eq!(stored, grant(json!({"package-admin": false, "x": true})));
+    let ada_id = UserId::from_email("ada@example.test");
+    let both = repos.permissions.for_user(&ada_id, "os.datastore").await.unwrap();
+    assert_eq!(
+        both,
+        [seeded.clone(), stored.clone()],
+        "everyone's first, then her own"
+    );
+    let bob = UserId::from_email("bob@example.test");
+    assert_eq!(
+        repos.permissions.for_user(&bob, "os.datastore").await.unwrap(),
+        vec![seeded.clone()]
+    );
+    assert!(
+        repos
+            .permissions
+            .for_user(&ada_id, "elsewhere")
+            .await
+            .unwrap()
+            .is_empty()
+    );
 
     let all = repos.permissions.list(None).await.unwrap();
     assert_eq!(all.len(), 2);

@@ -117,7 +117,12 @@ impl Database {
                 let manager = ConnectionManager::<PgConnection>::new(url);
                 Ok(Self::from_db(
                     Backend::Postgres,
-                    Db::new(pool_builder(pool_size).build_unchecked(manager)),
+                    // A connection the server dropped (a restart, a failover) is found on checkout, not by a request.
+                    Db::new(
+                        pool_builder(pool_size)
+                            .test_on_check_out(true)
+                            .build_unchecked(manager),
+                    ),
                     Arc::new(PostgresWarehouse::new(url)),
                 ))
             }
@@ -129,7 +134,10 @@ impl Database {
                     })?;
                 }
                 let manager = ConnectionManager::<SqliteConnection>::new(path.to_string_lossy());
+                // A file has no server to drop its connections: no ping before each query (it doubled the cost
+                // of /user/authorize's one read).
                 let pool = pool_builder(pool_size)
+                    .test_on_check_out(false)
                     .connection_customizer(Box::new(SqlitePragmas))
                     .build_unchecked(manager);
                 let warehouse = Arc::new(SqliteWarehouse::new(pool.clone()));
@@ -203,7 +211,6 @@ fn pool_builder<C: diesel::r2d2::R2D2Connection + 'static>(
         .max_size(size.max(1))
         .min_idle(Some(1))
         .connection_timeout(CONNECTION_TIMEOUT)
-        .test_on_check_out(true)
         .error_handler(Box::new(TracingErrorHandler))
 }
 

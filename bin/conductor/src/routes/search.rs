@@ -1,9 +1,11 @@
 //! `GET /search/<kind>`: the original's package search (DESIGN §8), answered from the stored answers.
 
-use actix_web::body::SizedStream;
+use std::sync::Arc;
+
 use actix_web::http::header::ContentType;
 use actix_web::web::Bytes;
 use actix_web::{HttpResponse, web};
+use conductor_search::Hits;
 
 use crate::credentials::OptionalUser;
 use crate::error::ApiError;
@@ -21,83 +23,125 @@ async fn search(
     state: web::Data<SearchState>,
 ) -> Result<HttpResponse, ApiError> {
     let viewer = caller.user().map(|claims| claims.userid.clone());
-    let answers = state.search.search(&kind, caller.params.iter(), viewer).await?;
-    let length = json_array_length(&answers);
-    Ok(HttpResponse::Ok()
-        .content_type(ContentType::json())
-        .body(SizedStream::new(length, json_array(answers))))
+    let hits: Arc<dyn Hits> = state
+        .search
+        .search(&kind, caller.params.iter(), viewer)
+        .await?
+        .into();
+    // The first batch is read before answering, so an index that fails answers an error, not a cut-off array.
+    let first = read_batch(hits.clone(), 0).await?;
+    let mut response = HttpResponse::Ok();
+    response.content_type(ContentType::json());
+    if hits.len() <= BATCH {
+        return Ok(response.body(first));
+    }
+    Ok(response.streaming(json_array(hits, first)))
 }
 
-/// The bytes of `[a,b,...]`.
-fn json_array_length(answers: &[String]) -> u64 {
-    let items: usize = answers.iter().map(String::len).sum();
-    (items + answers.len().saturating_sub(1) + 2) as u64
+/// Hits read from the index per chunk of the body: about 64 KiB of answers at a few hundred bytes each.
+const BATCH: usize = 128;
+
+/// The answers of hits `start..start + BATCH`, read on the blocking pool, as that piece of the array: `[` before
+/// the first, a comma before every other, `]` after the last (in the same write: a lone closing byte after a
+/// large write waits out the peer's delayed acknowledgement, 40 ms).
+async fn read_batch(hits: Arc<dyn Hits>, start: usize) -> Result<Bytes, ApiError> {
+    let end = (start + BATCH).min(hits.len());
+    let source = hits.clone();
+    let read = web::block(move || source.read(start..end))
+        .await
+        .map_err(ApiError::internal)??;
+    let mut chunk = Vec::with_capacity(read.iter().map(|hit| hit.answer.len() + 1).sum::<usize>() + 1);
+    if start == 0 {
+        chunk.push(b'[');
+    }
+    for (offset, hit) in read.iter().enumerate() {
+        if start + offset > 0 {
+            chunk.push(b',');
+        }
+        chunk.extend_from_slice(hit.answer.as_bytes());
+    }
+    if end == hits.len() {
+        chunk.push(b']');
+    }
+    Ok(Bytes::from(chunk))
 }
 
-/// How much of the array one chunk of the body carries.
-const CHUNK: usize = 64 * 1024;
+/// What the body sends next.
+enum Next {
+    Ready(Bytes, usize),
+    From(usize),
+    Done,
+}
 
-/// The answers as one JSON array, in chunks of about [`CHUNK`] bytes, each answer dropped once it is sent: a
-/// large listing is never copied whole.
+/// After the batch that started at `start`: the next batch, if there is one.
+fn after(start: usize, hits: &dyn Hits) -> Next {
+    if start + BATCH < hits.len() {
+        Next::From(start + BATCH)
+    } else {
+        Next::Done
+    }
+}
+
+/// `[` + the answers + `]`, a batch at a time, so a listing of the whole catalogue is never held in memory. A
+/// batch that fails to read ends the body early (the client sees a cut-off answer, the log says why).
 fn json_array(
-    answers: Vec<String>,
-) -> impl futures_util::Stream<Item = Result<Bytes, std::convert::Infallible>> {
-    let mut answers = answers.into_iter().peekable();
-    let mut started = false;
-    let mut ended = false;
-    futures_util::stream::iter(std::iter::from_fn(move || {
-        if ended {
-            return None;
-        }
-        let mut chunk = Vec::with_capacity(CHUNK);
-        if !started {
-            chunk.push(b'[');
-            started = true;
-        }
-        while chunk.len() < CHUNK {
-            match answers.next() {
-                Some(answer) => {
-                    chunk.extend_from_slice(answer.as_bytes());
-                    if answers.peek().is_some() {
-                        chunk.push(b',');
+    hits: Arc<dyn Hits>,
+    first: Bytes,
+) -> impl futures_util::Stream<Item = Result<Bytes, actix_web::Error>> {
+    futures_util::stream::unfold(Next::Ready(first, 0), move |next| {
+        let hits = hits.clone();
+        async move {
+            match next {
+                Next::Ready(bytes, start) => Some((Ok(bytes), after(start, hits.as_ref()))),
+                Next::From(start) => match read_batch(hits.clone(), start).await {
+                    Ok(bytes) => Some((Ok(bytes), after(start, hits.as_ref()))),
+                    Err(error) => {
+                        tracing::warn!(%error, "a search answer could not be read to its end");
+                        Some((Err(error.into()), Next::Done))
                     }
-                }
-                None => {
-                    chunk.push(b']');
-                    ended = true;
-                    break;
-                }
+                },
+                Next::Done => None,
             }
         }
-        Some(Ok(Bytes::from(chunk)))
-    }))
+    })
 }
 
 #[cfg(test)]
 mod tests {
+    use conductor_core::{PackageId, UserId};
+    use conductor_search::{Hit, ReadyHits};
     use futures_util::StreamExt;
 
     use super::*;
 
-    async fn body(answers: Vec<String>) -> String {
-        let length = json_array_length(&answers);
-        let chunks: Vec<Bytes> = json_array(answers).map(|c| c.unwrap()).collect().await;
-        let body: Vec<u8> = chunks.concat();
-        assert_eq!(
-            body.len() as u64,
-            length,
-            "the announced length is the sent length"
-        );
-        String::from_utf8(body).unwrap()
+    async fn body(count: usize) -> serde_json::Value {
+        let owner = UserId::from_email("ada@example.test");
+        let hits: Arc<dyn Hits> = Arc::new(ReadyHits(
+            (0..count)
+                .map(|n| Hit {
+                    id: PackageId::parse(&format!("{owner}:p{n}")).unwrap(),
+                    answer: format!("{{\"n\":{n}}}"),
+                })
+                .collect(),
+        ));
+        let first = read_batch(hits.clone(), 0).await.unwrap();
+        if count <= BATCH {
+            return serde_json::from_slice(&first).unwrap();
+        }
+        let chunks: Vec<Bytes> = json_array(hits, first).map(|c| c.unwrap()).collect().await;
+        serde_json::from_slice(&chunks.concat()).unwrap()
     }
 
     #[actix_web::test]
     async fn answers_stream_as_one_json_array() {
-        assert_eq!(body(Vec::new()).await, "[]");
-        assert_eq!(body(vec!["{\"a\":1}".into()]).await, "[{\"a\":1}]");
-        let many: Vec<String> = (0..5000).map(|i| format!("{{\"id\":\"{i:0>40}\"}}")).collect();
-        let parsed: serde_json::Value = serde_json::from_str(&body(many.clone()).await).unwrap();
-        assert_eq!(parsed.as_array().unwrap().len(), 5000);
-        assert_eq!(parsed[4999]["id"], format!("{:0>40}", 4999));
+        for count in [0, 1, BATCH - 1, BATCH, BATCH + 1, 5 * BATCH + 7] {
+            let body = body(count).await;
+            let items = body.as_array().unwrap();
+            assert_eq!(items.len(), count);
+            assert!(
+                items.iter().enumerate().all(|(n, item)| item["n"] == n),
+                "{count}: in order"
+            );
+        }
     }
 }

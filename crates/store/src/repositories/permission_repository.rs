@@ -20,6 +20,25 @@ macro_rules! impl_permissions {
                 .await
             }
 
+            async fn for_user(&self, user: &UserId, service: &str) -> RepoResult<Vec<PermissionGrant>> {
+                let grantees = [Grantee::EVERYONE.to_owned(), user.as_str().to_owned()];
+                let service = service.to_owned();
+                self.run(move |conn: &mut $conn| {
+                    permissions::table
+                        .filter(permissions::service.eq(service))
+                        .filter(permissions::userid.eq_any(grantees))
+                        // '*' sorts before every user id (hex digits).
+                        .order(permissions::userid)
+                        .select(PermissionRow::as_select())
+                        .load(conn)
+                        .map_err(query_error)?
+                        .into_iter()
+                        .map(PermissionRow::into_grant)
+                        .collect()
+                })
+                .await
+            }
+
             async fn put(&self, grant: &PermissionGrant) -> RepoResult<()> {
                 let row = PermissionRow::from_grant(grant)?;
                 self.run(move |conn: &mut $conn| {
