@@ -6,6 +6,8 @@ use std::io::Write;
 use std::net::TcpListener;
 use std::time::Duration;
 
+use conductor::settings::SearchBackend;
+use conductor_search::testing::Osmem;
 use conductor_tests::packages::{
     fixture, in_status_order, package_files, permission_token, query_number, start_load, tables,
     upload_files, userid_of, wait_for_load,
@@ -210,11 +212,22 @@ impl Listener {
     }
 }
 
-async fn the_whole_flow(backend: Backend) {
+/// Every step reads the registry back through `/search/package`, so on each backend and index the stored search
+/// answers are what is checked: a first load private, publish and unpublish seen at once, update_params' new
+/// record at once, a delete gone.
+async fn the_whole_flow(backend: Backend, opensearch: Option<&Osmem>) {
     let hooks = Listener::start();
     let hook_url = format!("http://127.0.0.1:{}/execute/fdp2rdf", hooks.port);
     let allowed = format!("http://127.0.0.1:{}/execute/", hooks.port);
-    let app = spawn_app_with(backend, |s| s.loader.hook_allowlist = vec![allowed]).await;
+    let opensearch = opensearch.map(|server| server.url().clone());
+    let app = spawn_app_with(backend, |s| {
+        s.loader.hook_allowlist = vec![allowed];
+        if let Some(url) = opensearch {
+            s.search.backend = SearchBackend::OpenSearch;
+            s.search.opensearch.url = Some(url);
+        }
+    })
+    .await;
     let owner_token = permission_token(&app, "owner@example.org").await;
     let owner_user = app.log_in("owner@example.org").await;
     let other_token = permission_token(&app, "other@example.org").await;
@@ -287,6 +300,24 @@ async fn the_whole_flow(backend: Backend) {
         )
         .await;
     assert_eq!(body, json!({"success": true, "published": false}));
+    let (_, anonymous) = app.get_json(&format!("/search/package?id=%22{id}%22")).await;
+    assert_eq!(
+        anonymous,
+        json!([]),
+        "unpublished: gone from anonymous answers at once"
+    );
+    let other_user = app.log_in("other@example.org").await;
+    assert!(
+        record(&app, &other_user, &id).await.is_none(),
+        "and from another user's"
+    );
+    let own = record(&app, &owner_user, &id)
+        .await
+        .expect("its owner still sees it");
+    assert_eq!(
+        own["package"]["private"], true,
+        "the stored answer is the new record"
+    );
     let (_, body) = app
         .post_form(
             &format!("/package/publish{}", q(&owner_token, "&publish=toggle")),
@@ -397,12 +428,18 @@ async fn the_whole_flow(backend: Backend) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_whole_flow_on_sqlite() {
-    the_whole_flow(Backend::Sqlite).await;
+    the_whole_flow(Backend::Sqlite, None).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_whole_flow_on_opensearch() {
+    let osmem = Osmem::start();
+    the_whole_flow(Backend::Postgres, Some(&osmem)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_whole_flow_on_postgres() {
-    the_whole_flow(Backend::Postgres).await;
+    the_whole_flow(Backend::Postgres, None).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
