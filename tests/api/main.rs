@@ -9,6 +9,7 @@
 
 mod browser;
 mod clients;
+mod contract;
 mod datastore;
 mod gateway;
 mod hardening;

@@ -9,7 +9,8 @@ use actix_web::middleware::Next;
 use actix_web::{HttpResponse, ResponseError};
 use conductor_core::repo::RepoError;
 use conductor_store::StoreError;
-use serde_json::json;
+use serde::Serialize;
+use utoipa::ToSchema;
 
 /// How an endpoint's errors look on the wire: the original's shapes are kept where clients read them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -20,6 +21,36 @@ pub enum ErrorShape {
     Success,
     /// `{"status": "fail", "error": "..."}`: `/package/upload`.
     UploadStatus,
+}
+
+/// The standard error: `{"error": {"code": "<slug>", "message": "..."}}`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorAnswer {
+    pub error: ErrorDetail,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorDetail {
+    /// A stable slug to branch on: `missing-parameter`, `unauthorized`, `forbidden`, `not-found`, ...
+    pub code: String,
+    /// For people.
+    pub message: String,
+}
+
+/// The original's error of update, publish, delete, update_params and run-hooks.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SuccessFailure {
+    /// Always `false`.
+    pub success: bool,
+    pub error: String,
+}
+
+/// The original's error of `/package/upload`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UploadFailure {
+    /// Always `fail`.
+    pub status: String,
+    pub error: String,
 }
 
 #[derive(Clone, Debug)]
@@ -81,11 +112,24 @@ impl ApiError {
     }
 
     pub fn body(&self) -> serde_json::Value {
-        match self.shape {
-            ErrorShape::Standard => json!({"error": {"code": self.code, "message": self.message}}),
-            ErrorShape::Success => json!({"success": false, "error": self.message}),
-            ErrorShape::UploadStatus => json!({"status": "fail", "error": self.message}),
-        }
+        let message = self.message.clone();
+        let body = match self.shape {
+            ErrorShape::Standard => serde_json::to_value(ErrorAnswer {
+                error: ErrorDetail {
+                    code: self.code.to_owned(),
+                    message,
+                },
+            }),
+            ErrorShape::Success => serde_json::to_value(SuccessFailure {
+                success: false,
+                error: message,
+            }),
+            ErrorShape::UploadStatus => serde_json::to_value(UploadFailure {
+                status: "fail".to_owned(),
+                error: message,
+            }),
+        };
+        body.unwrap_or_default()
     }
 }
 
@@ -288,6 +332,8 @@ async fn reshape<B: MessageBody + 'static>(
 
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
     use super::*;
 
     #[test]

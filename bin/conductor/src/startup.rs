@@ -83,6 +83,7 @@ impl Application {
         }
 
         let address = settings.server.bind;
+        let base_url = settings.server.base_url.clone();
         let bind_error = |source| StartupError::Bind {
             address: address.to_string(),
             source,
@@ -105,6 +106,7 @@ impl Application {
         let metrics_on_api_port = metrics_server.is_none();
         let database = web::Data::from(database);
 
+        let document = routes::openapi::document(&base_url, metrics_on_api_port);
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(database.clone())
@@ -126,7 +128,7 @@ impl Application {
                 .service(
                     web::scope("")
                         .wrap(from_fn(middleware::limit_body))
-                        .configure(|cfg| routes::configure(cfg, metrics_on_api_port))
+                        .configure(|cfg| routes::configure(cfg, metrics_on_api_port, &document))
                         .configure(|cfg| extra_routes(cfg)),
                 )
                 .default_service(web::to(not_found))

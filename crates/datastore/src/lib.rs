@@ -55,6 +55,7 @@ pub type Result<T> = std::result::Result<T, DatastoreError>;
 
 /// `POST /datastore/`'s body, read leniently: fields the original's clients send that we do not use are ignored.
 #[derive(Clone, Debug, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct UploadRequest {
     pub metadata: Metadata,
     #[serde(default)]
@@ -62,6 +63,7 @@ pub struct UploadRequest {
 }
 
 #[derive(Clone, Debug, Default, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Metadata {
     #[serde(default)]
     pub owner: Option<String>,
@@ -70,6 +72,7 @@ pub struct Metadata {
 }
 
 #[derive(Clone, Debug, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct FileSpec {
     pub length: u64,
     pub md5: String,
@@ -81,6 +84,7 @@ pub struct FileSpec {
 
 /// One file's signed PUT, in the original's answer shape.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AuthorizedFile {
     pub md5: String,
     pub name: String,

@@ -43,6 +43,7 @@ pub enum ManageError {
 
 /// `/package/stats`.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Stats {
     pub num_packages: u64,
     pub num_records: u64,

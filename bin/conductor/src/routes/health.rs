@@ -4,15 +4,20 @@ use std::time::Duration;
 
 use actix_web::{HttpResponse, web};
 use conductor_store::Database;
-use serde_json::json;
 
 use crate::error::ApiError;
 use crate::metrics::Metrics;
+use crate::routes::wire::{Health, Readiness, ReadinessChecks};
 use crate::services::datastore::Storage;
 use crate::services::search::SearchState;
 
 /// How long a readiness probe waits for a database connection.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The description of these routes, for `/openapi.json`.
+#[derive(Debug, utoipa::OpenApi)]
+#[openapi(paths(healthz, readyz, metrics))]
+pub struct Described;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(web::resource("/healthz").get(healthz))
@@ -24,46 +29,65 @@ pub fn configure_metrics(cfg: &mut web::ServiceConfig) {
     cfg.service(web::resource("/metrics").get(metrics));
 }
 
+/// The process is up.
+#[utoipa::path(get, path = "/healthz", tag = "health", responses((status = 200, body = Health)))]
 async fn healthz() -> HttpResponse {
-    HttpResponse::Ok().json(json!({"status": "ok"}))
+    HttpResponse::Ok().json(Health {
+        status: "ok".to_owned(),
+    })
 }
 
 /// 200 when the database answers and has every migration of this build, and the datastore answers; 503
 /// otherwise, naming what is missing.
+#[utoipa::path(get, path = "/readyz", tag = "health",
+    responses((status = 200, body = Readiness), (status = 503, description = "Not ready", body = Readiness)))]
 async fn readyz(
     database: web::Data<Database>,
     storage: web::Data<Storage>,
     search: web::Data<SearchState>,
 ) -> HttpResponse {
-    let datastore = match storage.datastore.signer().check().await {
+    let (database, datastore, search) = (
+        database_check(&database).await,
+        datastore_check(&storage).await,
+        search_check(&search).await,
+    );
+    let ready = database.is_ok() && datastore.is_ok() && search.is_ok();
+    let status = |check: Result<(), String>| check.err().unwrap_or_else(|| "ok".to_owned());
+    let answer = Readiness {
+        status: if ready { "ready" } else { "unavailable" }.to_owned(),
+        checks: ReadinessChecks {
+            database: status(database),
+            datastore: status(datastore),
+            search: status(search),
+        },
+    };
+    if ready {
+        HttpResponse::Ok().json(answer)
+    } else {
+        HttpResponse::ServiceUnavailable().json(answer)
+    }
+}
+
+async fn datastore_check(storage: &Storage) -> Result<(), String> {
+    match storage.datastore.signer().check().await {
         Ok(()) => Ok(()),
         Err(error) => {
             tracing::debug!(%error, "readiness: datastore unavailable");
             Err("unavailable".to_owned())
         }
-    };
-    let search = if !search.is_synced() {
-        Err("rebuilding from the registry".to_owned())
-    } else {
-        match search.search.index().count().await {
-            Ok(_) => Ok(()),
-            Err(error) => {
-                tracing::debug!(%error, "readiness: search index unavailable");
-                Err("unavailable".to_owned())
-            }
+    }
+}
+
+async fn search_check(search: &SearchState) -> Result<(), String> {
+    if !search.is_synced() {
+        return Err("rebuilding from the registry".to_owned());
+    }
+    match search.search.index().count().await {
+        Ok(_) => Ok(()),
+        Err(error) => {
+            tracing::debug!(%error, "readiness: search index unavailable");
+            Err("unavailable".to_owned())
         }
-    };
-    let database = database_check(&database).await;
-    let status = |check: &Result<(), String>| match check {
-        Ok(()) => "ok".to_owned(),
-        Err(problem) => problem.clone(),
-    };
-    let checks =
-        json!({"database": status(&database), "datastore": status(&datastore), "search": status(&search)});
-    if database.is_ok() && datastore.is_ok() && search.is_ok() {
-        HttpResponse::Ok().json(json!({"status": "ready", "checks": checks}))
-    } else {
-        HttpResponse::ServiceUnavailable().json(json!({"status": "unavailable", "checks": checks}))
     }
 }
 
@@ -84,6 +108,9 @@ async fn database_check(database: &Database) -> Result<(), String> {
     }
 }
 
+/// Prometheus metrics (here unless `server.metrics_bind` gives them an address of their own).
+#[utoipa::path(get, path = "/metrics", tag = "health",
+    responses((status = 200, content_type = "text/plain", body = String)))]
 async fn metrics(metrics: web::Data<Metrics>) -> Result<HttpResponse, ApiError> {
     let text = metrics.render().map_err(ApiError::internal)?;
     Ok(HttpResponse::Ok()

@@ -2,11 +2,14 @@
 
 pub mod datastore;
 pub mod health;
+pub mod home;
 pub mod oauth;
+pub mod openapi;
 pub mod package;
 pub mod pages;
 pub mod search;
 pub mod user;
+pub mod wire;
 
 use actix_web::web::ServiceConfig;
 
@@ -18,7 +21,10 @@ use actix_web::web::ServiceConfig;
 /// - `/datastore/`, `/datastore/authorize`, `/datastore/info` (`datastore`)
 /// - `/search/<kind>` (`search`)
 /// - `/package/upload|status|publish|delete|update_params|run-hooks|stats` (`package`)
-pub fn configure(cfg: &mut ServiceConfig, metrics_here: bool) {
+/// - `/`, `/openapi.json` and `/docs/` (`home`, `openapi`): what the service is and its description
+pub fn configure(cfg: &mut ServiceConfig, metrics_here: bool, document: &utoipa::openapi::OpenApi) {
+    home::configure(cfg);
+    openapi::configure(cfg, document);
     health::configure(cfg);
     if metrics_here {
         health::configure_metrics(cfg);

@@ -14,6 +14,11 @@ use crate::params::Params;
 use crate::routes::pages;
 use crate::services::auth::Identity;
 
+/// The description of these routes, for `/openapi.json`.
+#[derive(Debug, utoipa::OpenApi)]
+#[openapi(paths(login, dev_login_submit, google_callback, callback))]
+pub struct Described;
+
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(web::resource("/oauth/google_callback").get(google_callback))
         .service(
@@ -26,6 +31,13 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 
 /// Starts a login: checks `next`, stores the state, sets a fresh binding cookie and sends the browser to the
 /// provider. For the `dev` provider: shows its form (which posts to [`dev_login_submit`]).
+#[utoipa::path(get, path = "/oauth/{provider}/login", tag = "login",
+    params(("provider" = String, Path, description = "A configured provider, or `dev`"),
+        ("next" = Option<String>, Query, description = "Where to return with the token, under auth.redirect_allowlist")),
+    responses((status = 303, description = "To the provider; sets the login's binding cookie"),
+        (status = 200, description = "The dev provider's form", content_type = "text/html", body = String),
+        (status = 400, description = "A `next` not allowed", content_type = "text/html", body = String),
+        (status = 404, description = "No such provider", content_type = "text/html", body = String)))]
 async fn login(
     request: HttpRequest,
     provider: web::Path<String>,
@@ -54,6 +66,14 @@ async fn login(
 }
 
 /// The `dev` provider's form posts here.
+/// The dev provider's form posts here: logs the e-mail in and returns to `next` with `#jwt=<token>`.
+#[utoipa::path(post, path = "/oauth/{provider}/login", tag = "login",
+    params(("provider" = String, Path, description = "`dev`")),
+    request_body(content = String, content_type = "application/x-www-form-urlencoded",
+        description = "`email`, optional `name` and `next`"),
+    responses((status = 303, description = "To `next`, the token in the fragment"),
+        (status = 400, description = "A bad e-mail or `next`", content_type = "text/html", body = String),
+        (status = 404, description = "The dev provider is off here", content_type = "text/html", body = String)))]
 async fn dev_login_submit(
     provider: web::Path<String>,
     params: Params,
@@ -93,6 +113,11 @@ async fn dev_log_in(identity: &Identity, email: &str, name: Option<&str>, next: 
     }
 }
 
+/// The `google` provider's callback, at the redirect URI the original registered with Google.
+#[utoipa::path(get, path = "/oauth/google_callback", tag = "login",
+    params(("state" = String, Query), ("code" = String, Query)),
+    responses((status = 303, description = "To `next`, the token in the fragment (or the query: auth.token_in_query)"),
+        (status = 400, description = "A bad or replayed state, or the provider refused", content_type = "text/html", body = String)))]
 async fn google_callback(
     request: HttpRequest,
     params: Params,
@@ -101,6 +126,12 @@ async fn google_callback(
     finish(&request, "google", &params, &identity).await
 }
 
+/// A provider's callback: checks state, nonce and PKCE, logs the verified e-mail in, returns to `next`.
+#[utoipa::path(get, path = "/oauth/{provider}/callback", tag = "login",
+    params(("provider" = String, Path), ("state" = String, Query), ("code" = String, Query)),
+    responses((status = 303, description = "To `next`, the token in the fragment (or the query: auth.token_in_query)"),
+        (status = 400, description = "A bad or replayed state, or the provider refused", content_type = "text/html", body = String),
+        (status = 404, description = "No such provider", content_type = "text/html", body = String)))]
 async fn callback(
     request: HttpRequest,
     provider: web::Path<String>,

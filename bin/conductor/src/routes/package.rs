@@ -8,12 +8,20 @@ use conductor_core::{LoadJob, PackageId};
 use conductor_loader::Publish;
 use conductor_permissions::{Holder, may_manage, may_upload};
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::credentials::PermissionToken;
-use crate::error::{ApiError, success_shape, upload_status_shape};
+use crate::error::{
+    ApiError, ErrorAnswer, SuccessFailure, UploadFailure, success_shape, upload_status_shape,
+};
 use crate::params::Params;
+use crate::routes::wire::{HookRun, LoadStatusAnswer, Published, Queued, Success};
 use crate::services::loader::Loading;
+
+/// The description of these routes, for `/openapi.json`.
+#[derive(Debug, utoipa::OpenApi)]
+#[openapi(paths(upload, status, publish, delete, update_params, run_hooks, stats))]
+pub struct Described;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     // The original's error shapes, chosen once per endpoint (DESIGN §2).
@@ -53,6 +61,14 @@ fn forbidden(error: impl std::fmt::Display) -> ApiError {
 }
 
 /// Records a load job for a datapackage under the caller's own prefixes and returns at once.
+#[utoipa::path(post, path = "/package/upload", tag = "package",
+    params(("datapackage" = String, Query, description = "The datapackage.json URL, under the caller's datastore prefixes or loader.fetch_allowlist (also as a form field)")),
+    responses((status = 200, body = Queued),
+        (status = 400, description = "No or a bad URL, or an invalid descriptor", body = UploadFailure),
+        (status = 401, description = "No valid permission token", body = UploadFailure),
+        (status = 403, description = "Not allowed to upload, or not under the caller's prefixes", body = UploadFailure),
+        (status = 409, description = "A load of this package is already queued or running", body = UploadFailure)),
+    security(("jwt" = []), ("auth_token" = []), ("bearer" = [])))]
 async fn upload(
     PermissionToken { claims, params }: PermissionToken,
     loading: web::Data<Loading>,
@@ -66,10 +82,18 @@ async fn upload(
     let job = loading.loader.submit(&url, &claims.userid).await?;
     tracing::info!(job = job.id, package = %job.package_id, "load queued");
     loading.wake.notify_one();
-    Ok(HttpResponse::Ok().json(json!({"status": "queued", "progress": 0})))
+    Ok(HttpResponse::Ok().json(Queued {
+        status: "queued".to_owned(),
+        progress: 0,
+    }))
 }
 
 /// The newest job for a datapackage URL.
+#[utoipa::path(get, path = "/package/status", tag = "package",
+    params(("datapackage" = String, Query, description = "The datapackage.json URL as it was uploaded")),
+    responses((status = 200, body = LoadStatusAnswer),
+        (status = 400, description = "No `datapackage`", body = ErrorAnswer),
+        (status = 404, description = "No load of it is known", body = ErrorAnswer)))]
 async fn status(params: Params, loading: web::Data<Loading>) -> Result<HttpResponse, ApiError> {
     let raw = params
         .get("datapackage")
@@ -86,22 +110,23 @@ async fn status(params: Params, loading: web::Data<Loading>) -> Result<HttpRespo
     Ok(HttpResponse::Ok().json(status_body(&job, loading.progress_as_fraction)))
 }
 
-fn status_body(job: &LoadJob, progress_as_fraction: bool) -> Value {
+fn status_body(job: &LoadJob, progress_as_fraction: bool) -> LoadStatusAnswer {
     let fraction = match (job.status, job.rows_total) {
         (conductor_core::LoadStatus::Done, _) => 1.0,
         (_, Some(total)) if total > 0 => (job.rows_loaded as f64 / total as f64).min(1.0),
         _ => 0.0,
     };
-    let mut body = json!({
-        "status": job.status.as_str(),
-        "progress": if progress_as_fraction { json!(fraction) } else { json!(job.rows_loaded) },
-        "rows_total": job.rows_total,
-        "fraction": fraction,
-    });
-    if let Some(error) = &job.error {
-        body["error"] = json!(error);
+    LoadStatusAnswer {
+        status: job.status.as_str().to_owned(),
+        progress: if progress_as_fraction {
+            json!(fraction)
+        } else {
+            json!(job.rows_loaded)
+        },
+        rows_total: job.rows_total,
+        fraction,
+        error: job.error.clone(),
     }
-    body
 }
 
 /// The package named by `id`, after checking the caller may manage it .
@@ -116,6 +141,15 @@ fn managed(auth: &PermissionToken) -> Result<PackageId, ApiError> {
     Ok(id)
 }
 
+#[utoipa::path(post, path = "/package/publish", tag = "package",
+    params(("id" = String, Query, description = "The package id, `<owner>:<name>` (also as a form field)"),
+        ("publish" = Option<String>, Query, description = "`true`, `false` or `toggle` (the default)")),
+    responses((status = 200, body = Published),
+        (status = 400, description = "A bad id or publish value", body = SuccessFailure),
+        (status = 401, description = "No valid permission token", body = SuccessFailure),
+        (status = 403, description = "Neither the owner nor a package-admin", body = SuccessFailure),
+        (status = 404, description = "No such package", body = SuccessFailure)),
+    security(("jwt" = []), ("auth_token" = []), ("bearer" = [])))]
 async fn publish(auth: PermissionToken, loading: web::Data<Loading>) -> Result<HttpResponse, ApiError> {
     let id = managed(&auth)?;
     let mode: Publish = auth
@@ -125,23 +159,47 @@ async fn publish(auth: PermissionToken, loading: web::Data<Loading>) -> Result<H
         .parse()
         .map_err(|e: String| ApiError::bad_request("invalid-parameter", e))?;
     let published = loading.loader.publish(&id, mode).await.map_err(ApiError::from)?;
-    Ok(HttpResponse::Ok().json(json!({"success": true, "published": published})))
+    Ok(HttpResponse::Ok().json(Published {
+        success: true,
+        published,
+    }))
 }
 
+/// Removes the package: its tables, registry record and index entry.
+#[utoipa::path(post, path = "/package/delete", tag = "package",
+    params(("id" = String, Query, description = "The package id, `<owner>:<name>` (also as a form field)")),
+    responses((status = 200, body = Success),
+        (status = 400, description = "A bad id", body = SuccessFailure),
+        (status = 401, description = "No valid permission token", body = SuccessFailure),
+        (status = 403, description = "Neither the owner nor a package-admin", body = SuccessFailure),
+        (status = 404, description = "No such package", body = SuccessFailure),
+        (status = 409, description = "A load of it is running", body = SuccessFailure)),
+    security(("jwt" = []), ("auth_token" = []), ("bearer" = [])))]
 async fn delete(auth: PermissionToken, loading: web::Data<Loading>) -> Result<HttpResponse, ApiError> {
     let id = managed(&auth)?;
     let existed = loading.loader.remove(&id).await.map_err(ApiError::from)?;
     if !existed {
         return Err(ApiError::not_found(format!("no package {id}")));
     }
-    Ok(HttpResponse::Ok().json(json!({"success": true})))
+    Ok(HttpResponse::Ok().json(Success::YES))
 }
 
-#[derive(Deserialize)]
+/// `/package/update_params`' body: the viewer's default parameters, as a string.
+#[derive(Deserialize, utoipa::ToSchema)]
 struct DefaultParams {
     params: String,
 }
 
+/// Sets the package's `defaultParams` (os-viewer's saved view).
+#[utoipa::path(post, path = "/package/update_params", tag = "package",
+    params(("id" = String, Query, description = "The package id, `<owner>:<name>` (also as a form field)")),
+    request_body = DefaultParams,
+    responses((status = 200, body = Success),
+        (status = 400, description = "A bad id or body", body = SuccessFailure),
+        (status = 401, description = "No valid permission token", body = SuccessFailure),
+        (status = 403, description = "Neither the owner nor a package-admin", body = SuccessFailure),
+        (status = 404, description = "No such package", body = SuccessFailure)),
+    security(("jwt" = []), ("auth_token" = []), ("bearer" = [])))]
 async fn update_params(
     auth: PermissionToken,
     body: web::Bytes,
@@ -159,10 +217,20 @@ async fn update_params(
         .set_default_params(&id, body.params)
         .await
         .map_err(ApiError::from)?;
-    Ok(HttpResponse::Ok().json(json!({"success": true})))
+    Ok(HttpResponse::Ok().json(Success::YES))
 }
 
 /// Posts the package's JSON-LD to an allow-listed pipeline, as a multipart file `input` (DESIGN §7).
+#[utoipa::path(post, path = "/package/run-hooks", tag = "package",
+    params(("id" = String, Query, description = "The package id, `<owner>:<name>` (also as a form field)"),
+        ("pipeline" = String, Query, description = "A URL under loader.hook_allowlist")),
+    responses((status = 200, body = HookRun),
+        (status = 400, description = "A bad id or URL", body = SuccessFailure),
+        (status = 401, description = "No valid permission token", body = SuccessFailure),
+        (status = 403, description = "Not allowed: the caller, the URL or its address", body = SuccessFailure),
+        (status = 404, description = "No such package", body = SuccessFailure),
+        (status = 502, description = "The pipeline could not be reached", body = SuccessFailure)),
+    security(("jwt" = []), ("auth_token" = []), ("bearer" = [])))]
 async fn run_hooks(auth: PermissionToken, loading: web::Data<Loading>) -> Result<HttpResponse, ApiError> {
     let id = managed(&auth)?;
     let raw = auth
@@ -172,10 +240,16 @@ async fn run_hooks(auth: PermissionToken, loading: web::Data<Loading>) -> Result
     let pipeline = url::Url::parse(raw)
         .map_err(|_| ApiError::bad_request("invalid-url", format!("{raw:?} is not a URL")))?;
     let (answer, payload) = loading.loader.run_hooks(&id, &pipeline).await?;
-    Ok(HttpResponse::Ok()
-        .json(json!({"success": answer.success, "response": answer.response, "payload": payload})))
+    Ok(HttpResponse::Ok().json(HookRun {
+        success: answer.success,
+        response: answer.response,
+        payload,
+    }))
 }
 
+/// Counts over every loaded package.
+#[utoipa::path(get, path = "/package/stats", tag = "package",
+    responses((status = 200, body = conductor_loader::Stats)))]
 async fn stats(loading: web::Data<Loading>) -> Result<HttpResponse, ApiError> {
     let stats = loading.loader.stats().await.map_err(ApiError::from)?;
     Ok(HttpResponse::Ok().json(stats))
@@ -201,18 +275,19 @@ mod tests {
             created_at: conductor_core::Timestamp::from_millis(0),
             updated_at: conductor_core::Timestamp::from_millis(0),
         };
+        let body = |job: &LoadJob, fraction: bool| serde_json::to_value(status_body(job, fraction)).unwrap();
         assert_eq!(
-            status_body(&job, false),
+            body(&job, false),
             json!({"status": "loading-data", "progress": 250, "rows_total": 1000, "fraction": 0.25})
         );
-        assert_eq!(status_body(&job, true)["progress"], 0.25);
+        assert_eq!(body(&job, true)["progress"], 0.25);
         let failed = LoadJob {
             status: conductor_core::LoadStatus::Fail,
             error: Some("row 3, column \"amount\": \"x\" is not a number".into()),
             rows_total: None,
             ..job
         };
-        let body = status_body(&failed, false);
+        let body = body(&failed, false);
         assert_eq!(
             (body["status"].clone(), body["fraction"].clone()),
             (json!("fail"), json!(0.0))

@@ -8,15 +8,30 @@ use actix_web::{HttpResponse, web};
 use conductor_search::Hits;
 
 use crate::credentials::OptionalUser;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorAnswer};
+use crate::routes::wire::PackageAnswer;
 use crate::services::search::SearchState;
+
+/// The description of these routes, for `/openapi.json`.
+#[derive(Debug, utoipa::OpenApi)]
+#[openapi(paths(search))]
+pub struct Described;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(web::resource("/search/{kind}").get(search));
 }
 
 /// Visible packages matching the parameters; a valid user token adds the caller's own private ones, and a bad
-/// or expired one counts as anonymous.
+/// or expired one counts as anonymous. Every parameter value is JSON (`q="budget"`); any other registry field
+/// (`package.countryCode`, `package.owner`, `id`...) is an exact or word filter, repeated values OR-ed.
+#[utoipa::path(get, path = "/search/{kind}", tag = "search",
+    params(("kind" = String, Path, description = "Only `package` exists"),
+        ("q" = Option<String>, Query, description = "Free text, as JSON: `\"health budget\"`"),
+        ("size" = Option<String>, Query, description = "How many results (default 100, capped by search.max_size)")),
+    responses((status = 200, body = Vec<PackageAnswer>),
+        (status = 400, description = "An unknown kind, a value that is not JSON, a bad size", body = ErrorAnswer),
+        (status = 503, description = "The search index is unavailable", body = ErrorAnswer)),
+    security((), ("jwt" = []), ("auth_token" = []), ("bearer" = [])))]
 async fn search(
     kind: web::Path<String>,
     caller: OptionalUser,

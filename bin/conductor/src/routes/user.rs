@@ -3,11 +3,20 @@
 use actix_web::http::header::{self, CacheControl, CacheDirective};
 use actix_web::middleware::from_fn;
 use actix_web::{HttpResponse, web};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::credentials::OptionalUser;
-use crate::error::{ApiError, success_shape};
+use crate::error::{ApiError, ErrorAnswer, SuccessFailure, success_shape};
+use crate::routes::wire::{
+    Authenticated, AuthorizeAnswer, Authorized, CheckAnswer, NoPermissions, NotAuthenticated, ProfileAnswer,
+    Success,
+};
 use crate::services::auth::Identity;
+
+/// The description of these routes, for `/openapi.json`.
+#[derive(Debug, utoipa::OpenApi)]
+#[openapi(paths(check, authorize, update, public_key, jwks, lib_js, lib_mjs))]
+pub struct Described;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(web::resource("/user/check").get(check))
@@ -24,30 +33,44 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 }
 
 /// Who the user token belongs to, or where to log in. A missing, bad or expired token is "not authenticated".
+#[utoipa::path(get, path = "/user/check", tag = "user",
+    params(("next" = Option<String>, Query, description = "Where the login URLs return to (default: the base URL)")),
+    responses((status = 200, body = CheckAnswer)),
+    security((), ("jwt" = []), ("auth_token" = []), ("bearer" = [])))]
 async fn check(caller: OptionalUser, identity: web::Data<Identity>) -> Result<HttpResponse, ApiError> {
     let profile = match caller.user() {
         Some(user) => identity.accounts.profile(user).await?,
         None => None,
     };
-    if let Some(profile) = profile {
-        return Ok(HttpResponse::Ok().json(json!({
-            "authenticated": true,
-            "profile": {
-                "id": profile.provider_id,
-                "name": profile.name,
-                "email": profile.email,
-                "avatar_url": profile.avatar_url,
-                "idhash": profile.idhash,
-                "username": profile.username,
+    let answer = match profile {
+        Some(profile) => CheckAnswer::Authenticated(Authenticated {
+            authenticated: true,
+            profile: ProfileAnswer {
+                id: profile.provider_id,
+                name: profile.name,
+                email: profile.email,
+                avatar_url: profile.avatar_url,
+                idhash: profile.idhash.to_string(),
+                username: profile.username,
             },
-        })));
-    }
-    let next = caller.params.get("next").unwrap_or(identity.base_url.as_str());
-    let providers = identity.login_providers(next);
-    Ok(HttpResponse::Ok().json(json!({"authenticated": false, "providers": providers})))
+        }),
+        None => {
+            let next = caller.params.get("next").unwrap_or(identity.base_url.as_str());
+            CheckAnswer::NotAuthenticated(NotAuthenticated {
+                authenticated: false,
+                providers: identity.login_providers(next),
+            })
+        }
+    };
+    Ok(HttpResponse::Ok().json(answer))
 }
 
 /// A permission token for `service`. A bad user token answers 200 `{"permissions": {}}`, as the original did.
+#[utoipa::path(get, path = "/user/authorize", tag = "user", operation_id = "user_authorize",
+    params(("service" = String, Query, description = "The service the token is for, e.g. `os.datastore`")),
+    responses((status = 200, body = AuthorizeAnswer),
+        (status = 400, description = "No `service`", body = ErrorAnswer)),
+    security((), ("jwt" = []), ("auth_token" = []), ("bearer" = [])))]
 async fn authorize(caller: OptionalUser, identity: web::Data<Identity>) -> Result<HttpResponse, ApiError> {
     let service = caller
         .params
@@ -55,18 +78,29 @@ async fn authorize(caller: OptionalUser, identity: web::Data<Identity>) -> Resul
         .filter(|s| !s.is_empty())
         .ok_or_else(|| ApiError::bad_request("missing-service", "the service parameter is required"))?;
     let Some(user) = caller.user() else {
-        return Ok(HttpResponse::Ok().json(json!({"permissions": {}})));
+        return Ok(
+            HttpResponse::Ok().json(AuthorizeAnswer::NoPermissions(NoPermissions {
+                permissions: serde_json::Map::new(),
+            })),
+        );
     };
     let granted = identity.accounts.authorize(user, service).await?;
-    Ok(HttpResponse::Ok().json(json!({
-        "token": granted.token,
-        "userid": granted.userid,
-        "permissions": granted.permissions,
-        "service": granted.service,
+    Ok(HttpResponse::Ok().json(AuthorizeAnswer::Authorized(Authorized {
+        token: granted.token,
+        userid: granted.userid.to_string(),
+        permissions: granted.permissions,
+        service: granted.service,
     })))
 }
 
 /// Sets the username, once. Other profile fields are ignored, as the original ignored them.
+#[utoipa::path(post, path = "/user/update", tag = "user",
+    params(("username" = String, Query, description = "3 to 40 of a-z, 0-9, `_` and `-` (also as a form field)")),
+    responses((status = 200, body = Success),
+        (status = 400, description = "No or an invalid username", body = SuccessFailure),
+        (status = 401, description = "No valid user token", body = SuccessFailure),
+        (status = 409, description = "Taken, or already set", body = SuccessFailure)),
+    security(("jwt" = []), ("auth_token" = []), ("bearer" = [])))]
 async fn update(caller: OptionalUser, identity: web::Data<Identity>) -> Result<HttpResponse, ApiError> {
     let username = caller
         .params
@@ -74,7 +108,7 @@ async fn update(caller: OptionalUser, identity: web::Data<Identity>) -> Result<H
         .ok_or_else(|| ApiError::bad_request("missing-username", "the username parameter is required"))?;
     let user = caller.required()?;
     identity.accounts.set_username(user, username).await?;
-    Ok(HttpResponse::Ok().json(json!({"success": true})))
+    Ok(HttpResponse::Ok().json(Success::YES))
 }
 
 fn cached(seconds: u32) -> CacheControl {
@@ -82,6 +116,8 @@ fn cached(seconds: u32) -> CacheControl {
 }
 
 /// The current public key as PEM, for services that verify permission tokens (as the original served it).
+#[utoipa::path(get, path = "/user/public-key", tag = "user",
+    responses((status = 200, description = "The PEM", content_type = "text/plain", body = String)))]
 async fn public_key(identity: web::Data<Identity>) -> HttpResponse {
     HttpResponse::Ok()
         .content_type("text/plain; charset=utf-8")
@@ -90,15 +126,23 @@ async fn public_key(identity: web::Data<Identity>) -> HttpResponse {
 }
 
 /// The current and retired public keys. Cached briefly, so a key published ahead of use reaches verifiers.
+#[utoipa::path(get, path = "/.well-known/jwks.json", tag = "user",
+    responses((status = 200, description = "An RFC 7517 key set", body = Object)))]
 async fn jwks(identity: web::Data<Identity>) -> HttpResponse {
     let keys: Value = serde_json::to_value(identity.accounts.tokens().keys().jwks()).unwrap_or_default();
     HttpResponse::Ok().insert_header(cached(300)).json(keys)
 }
 
+/// The auth library for pages (a script that defines `authenticate`, `permission`, ...).
+#[utoipa::path(get, path = "/user/lib", tag = "user",
+    responses((status = 200, content_type = "application/javascript", body = String)))]
 async fn lib_js(identity: web::Data<Identity>) -> HttpResponse {
     javascript(&identity.lib_js)
 }
 
+/// The auth library as an ES module, importable from any origin.
+#[utoipa::path(get, path = "/user/lib.mjs", tag = "user",
+    responses((status = 200, content_type = "application/javascript", body = String)))]
 async fn lib_mjs(identity: web::Data<Identity>) -> HttpResponse {
     let mut response = javascript(&identity.lib_mjs);
     // Module scripts are fetched with CORS: any page may import this public, credential-free library.
