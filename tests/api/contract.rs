@@ -16,6 +16,8 @@ use serde_json::Value;
 const ROUTES: &[&str] = &[
     "GET /",
     "GET /openapi.json",
+    "GET /logged-in",
+    "GET /logged-in.mjs",
     "GET /healthz",
     "GET /readyz",
     "GET /metrics",

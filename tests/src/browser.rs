@@ -63,6 +63,7 @@ impl Chrome {
             "--disable-component-update",
             "--disable-sync",
             "--no-first-run",
+            "--window-size=1280,900",
             &format!("--user-data-dir={}", profile.path().display()),
         ];
         let capabilities = json!({"capabilities": {"alwaysMatch": {
@@ -137,6 +138,24 @@ impl Chrome {
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+    }
+
+    /// The page as a PNG, written to `path`.
+    pub async fn screenshot(&self, path: &std::path::Path) -> Result<()> {
+        use base64::Engine as _;
+        let answer: Value = self
+            .client
+            .get(self.url("/screenshot"))
+            .send()
+            .await?
+            .json()
+            .await?;
+        let encoded = answer["value"]
+            .as_str()
+            .with_context(|| format!("no screenshot: {answer}"))?;
+        let png = base64::engine::general_purpose::STANDARD.decode(encoded)?;
+        std::fs::write(path, png).with_context(|| format!("writing {}", path.display()))?;
+        Ok(())
     }
 
     pub async fn quit(mut self) {

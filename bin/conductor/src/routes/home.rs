@@ -1,6 +1,6 @@
 //! `/`: what this service is, for a person (HTML) or a client that asks for JSON.
 
-use actix_web::http::header::{ACCEPT, CACHE_CONTROL, CONTENT_SECURITY_POLICY};
+use actix_web::http::header::{ACCEPT, CACHE_CONTROL, CONTENT_SECURITY_POLICY, REFERRER_POLICY};
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -10,11 +10,13 @@ use crate::services::auth::Identity;
 
 /// The description of these routes, for `/openapi.json`.
 #[derive(Debug, utoipa::OpenApi)]
-#[openapi(paths(home))]
+#[openapi(paths(home, logged_in, logged_in_script))]
 pub struct Described;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(web::resource("/").get(home));
+    cfg.service(web::resource("/").get(home))
+        .service(web::resource("/logged-in").get(logged_in))
+        .service(web::resource("/logged-in.mjs").get(logged_in_script));
 }
 
 /// `/` for clients that ask for JSON.
@@ -92,6 +94,54 @@ fn page(answer: &Home, google_is_an_alias: bool) -> HttpResponse {
             "default-src 'none'; style-src 'unsafe-inline'",
         ))
         .body(html)
+}
+
+const LOGGED_IN_SCRIPT: &str = include_str!("../../assets/logged-in.mjs");
+
+/// Where a login returns to by default: the page reads the token from the fragment (`#jwt=`, which never reaches
+/// the server) with `/user/lib.mjs`, and shows who is logged in and the token to copy.
+#[utoipa::path(get, path = "/logged-in", tag = "docs",
+    responses((status = 200, description = "A page for people", content_type = "text/html", body = String)))]
+async fn logged_in(identity: web::Data<Identity>) -> HttpResponse {
+    let html = "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Logged in · Conductor</title>\
+        <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+        <style>body{font-family:system-ui,sans-serif;max-width:40rem;margin:4rem auto;padding:0 1rem;color:#222}\
+        textarea{width:100%;height:7rem;font-family:monospace;font-size:.8rem}button{margin:.5rem .5rem 0 0}\
+        dt{font-weight:600}</style>\
+        <script type=\"module\" src=\"/logged-in.mjs\"></script></head><body><h1>Conductor</h1>\
+        <p id=\"checking\">Checking your login…</p>\
+        <section id=\"in\" hidden><p>You are logged in.</p><dl><dt>Name</dt><dd id=\"name\"></dd>\
+        <dt>E-mail</dt><dd id=\"email\"></dd><dt>User id</dt><dd id=\"idhash\"></dd></dl>\
+        <label for=\"token\">Your user token (send it as <code>Authorization: Bearer</code>):</label>\
+        <textarea id=\"token\" readonly></textarea><button id=\"copy\" type=\"button\">Copy</button>\
+        <button id=\"logout\" type=\"button\">Log out</button></section>\
+        <section id=\"out\" hidden><p>You are not logged in.</p><ul id=\"providers\"></ul></section>\
+        <section id=\"failed\" hidden><p>The login could not be checked: <span id=\"why\"></span></p></section>\
+        <p><a href=\"/docs/\">API documentation</a></p></body></html>";
+    HttpResponse::Ok()
+        .content_type("text/html; charset=utf-8")
+        .insert_header((CACHE_CONTROL, "no-store"))
+        // The token is on this page: nothing but our own script, and no referrer.
+        .insert_header((
+            CONTENT_SECURITY_POLICY,
+            // The library calls the configured base URL, which may be another spelling of this origin.
+            format!(
+                "default-src 'none'; script-src 'self'; connect-src 'self' {}; style-src 'unsafe-inline'",
+                identity.base_url.origin().ascii_serialization()
+            ),
+        ))
+        .insert_header((REFERRER_POLICY, "no-referrer"))
+        .body(html)
+}
+
+/// `/logged-in`'s script.
+#[utoipa::path(get, path = "/logged-in.mjs", tag = "docs",
+    responses((status = 200, content_type = "application/javascript", body = String)))]
+async fn logged_in_script() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("application/javascript; charset=utf-8")
+        .insert_header((CACHE_CONTROL, "no-cache"))
+        .body(LOGGED_IN_SCRIPT)
 }
 
 /// Whether `Accept` ranks JSON above HTML (a browser's `text/html,...` does not; `curl -H 'Accept:
