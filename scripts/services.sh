@@ -90,10 +90,11 @@ ensure_python_peers() {
     step "creating the Python test venv at $venv"
     python3 -m venv "$venv"
   fi
-  if ! "$venv/bin/python" -c 'import jwt, cryptography, osmem_server, openapi_spec_validator' >/dev/null 2>&1; then
-    step "installing PyJWT, osmem-server and openapi-spec-validator into the test venv"
+  if ! "$venv/bin/python" -c 'import jwt, cryptography, osmem_server, openapi_spec_validator' >/dev/null 2>&1 ||
+    [ "$("$venv/bin/schemathesis" --version 2>/dev/null)" != "schemathesis, version 4.32.5" ]; then
+    step "installing PyJWT, osmem-server, openapi-spec-validator and schemathesis into the test venv"
     "$venv/bin/pip" install --quiet --disable-pip-version-check 'PyJWT[crypto]==2.10.1' 'osmem-server==0.1.6' \
-      'openapi-spec-validator==0.7.1'
+      'openapi-spec-validator==0.7.1' 'schemathesis==4.32.5'
   fi
   export CONDUCTOR_TEST_PYTHON="$venv/bin/python"
 }

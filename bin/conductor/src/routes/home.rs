@@ -37,8 +37,9 @@ pub struct Home {
 
 /// What this service is and where to go: an HTML page, or JSON when the request prefers `application/json`.
 #[utoipa::path(get, path = "/", tag = "docs",
-    responses((status = 200, description = "A page for people", content_type = "text/html", body = String),
-        (status = 200, description = "For clients that ask for JSON", content_type = "application/json", body = Home)))]
+    responses((status = 200,
+        description = "A page for people, or JSON for clients that ask for it (`Accept: application/json`)",
+        content((String = "text/html"), (Home = "application/json")))))]
 async fn home(request: HttpRequest, identity: web::Data<Identity>) -> HttpResponse {
     let base = identity.base_url.as_str().trim_end_matches('/').to_owned();
     let link = |path: &str| format!("{base}{path}");

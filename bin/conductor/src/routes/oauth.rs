@@ -117,7 +117,8 @@ async fn dev_log_in(identity: &Identity, email: &str, name: Option<&str>, next: 
 #[utoipa::path(get, path = "/oauth/google_callback", tag = "login",
     params(("state" = String, Query), ("code" = String, Query)),
     responses((status = 303, description = "To `next`, the token in the fragment (or the query: auth.token_in_query)"),
-        (status = 400, description = "A bad or replayed state, or the provider refused", content_type = "text/html", body = String)))]
+        (status = 400, description = "A bad or replayed state, or the provider refused", content_type = "text/html", body = String),
+        (status = 404, description = "No `google` provider is configured", content_type = "text/html", body = String)))]
 async fn google_callback(
     request: HttpRequest,
     params: Params,

@@ -32,6 +32,8 @@ pub struct ReadinessChecks {
 
 /// `/user/check` with a valid user token.
 #[derive(Debug, Serialize, ToSchema)]
+// No other field: the two answers of one endpoint must not both match an answer (`oneOf`).
+#[serde(deny_unknown_fields)]
 pub struct Authenticated {
     /// Always `true`.
     pub authenticated: bool,
@@ -53,6 +55,8 @@ pub struct ProfileAnswer {
 
 /// `/user/check` without a valid user token: where to log in.
 #[derive(Debug, Serialize, ToSchema)]
+// No other field: the two answers of one endpoint must not both match an answer (`oneOf`).
+#[serde(deny_unknown_fields)]
 pub struct NotAuthenticated {
     /// Always `false`.
     pub authenticated: bool,
@@ -71,6 +75,8 @@ pub enum CheckAnswer {
 
 /// `/user/authorize` with a valid user token.
 #[derive(Debug, Serialize, ToSchema)]
+// No other field: the two answers of one endpoint must not both match an answer (`oneOf`).
+#[serde(deny_unknown_fields)]
 pub struct Authorized {
     /// The permission token (RS256 JWT) for `service`.
     pub token: String,
@@ -83,6 +89,8 @@ pub struct Authorized {
 
 /// `/user/authorize` without a valid user token: no permissions (status 200, as the original answered).
 #[derive(Debug, Serialize, ToSchema)]
+// No other field: the two answers of one endpoint must not both match an answer (`oneOf`).
+#[serde(deny_unknown_fields)]
 pub struct NoPermissions {
     /// Always `{}`.
     #[schema(value_type = Object)]
