@@ -86,7 +86,10 @@ async fn the_front_page_leads_to_the_docs_which_list_and_run_the_operations() {
         .eval("document.querySelector('#operations-health-healthz').scrollIntoView(); return 'x'")
         .await
         .unwrap();
-    chrome.screenshot(&screenshot_path("docs-try-it.png")).await.unwrap();
+    chrome
+        .screenshot(&screenshot_path("docs-try-it.png"))
+        .await
+        .unwrap();
     chrome.quit().await;
 }
 
