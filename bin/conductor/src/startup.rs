@@ -222,7 +222,7 @@ async fn refuse_a_foreign_index(search: &SearchState) -> Result<(), StartupError
     let checked =
         tokio::time::timeout(Duration::from_secs(10), search.search.index().check_ownership()).await;
     match checked {
-        Ok(Err(conductor_search::SearchError::Foreign(message))) => Err(StartupError::Search(message)),
+        Ok(Err(conductor_search::SearchError::Foreign(message))) => Err(StartupError::Invalid(message)),
         Ok(Err(error)) => {
             tracing::warn!(%error, "could not check who made the search index yet; the rebuild will");
             Ok(())

@@ -53,14 +53,14 @@ impl Identity {
             settings.redirect_allowlist(&base_url)?,
             base_url.clone(),
         )
-        .map_err(|e| StartupError::Identity(e.to_string()))?;
+        .map_err(StartupError::Login)?;
         let base = base_url.as_str().trim_end_matches('/');
         // The base URL goes inside a JavaScript string literal: refuse anything that could end it.
         if base
             .chars()
             .any(|c| matches!(c, '\'' | '"' | '\\' | '<' | '>') || c.is_control())
         {
-            return Err(StartupError::Identity(format!(
+            return Err(StartupError::Invalid(format!(
                 "server.base_url {base:?} cannot be served in /user/lib"
             )));
         }
@@ -70,7 +70,7 @@ impl Identity {
             let known = login.providers().any(|(name, _)| name == alias)
                 || (dev_login && alias == conductor_auth::DEV_PROVIDER);
             if !known {
-                return Err(StartupError::Identity(format!(
+                return Err(StartupError::Invalid(format!(
                     "auth.web_client_provider names {alias:?}, which is not a configured (and active) provider"
                 )));
             }
@@ -207,12 +207,12 @@ fn provider_configs(settings: &AuthSettings, base: &Url) -> Result<Vec<ProviderC
             let client_secret = match (&provider.client_secret, &provider.client_secret_file) {
                 (Some(secret), _) => Some(SecretString::from(secret.expose().to_owned())),
                 (None, Some(path)) => {
-                    let secret = std::fs::read_to_string(path).map_err(|e| {
-                        StartupError::Identity(format!(
-                            "auth.providers.{name}.client_secret_file {}: {e}",
-                            path.display()
-                        ))
-                    })?;
+                    let secret =
+                        std::fs::read_to_string(path).map_err(|source| StartupError::ClientSecretFile {
+                            provider: name.clone(),
+                            path: path.clone(),
+                            source,
+                        })?;
                     Some(SecretString::from(secret.trim().to_owned()))
                 }
                 (None, None) => None,

@@ -36,9 +36,7 @@ impl Storage {
                         site.base_url,
                         &site.data_dir.join("keys").join("datastore-hmac.key"),
                     )
-                    .map_err(|e| {
-                        StartupError::Datastore(format!("the local datastore under data_dir: {e}"))
-                    })?,
+                    .map_err(StartupError::LocalDatastore)?,
                 );
                 (local.clone(), Some(local))
             }
@@ -46,13 +44,13 @@ impl Storage {
                 let s3 = &config.s3;
                 // Validation made sure these are set.
                 let required = |value: Option<String>, key: &str| {
-                    value.ok_or_else(|| StartupError::Datastore(format!("{key} is required")))
+                    value.ok_or_else(|| StartupError::Invalid(format!("{key} is required")))
                 };
                 let s3_config = S3Config {
                     endpoint: s3
                         .endpoint
                         .clone()
-                        .ok_or_else(|| StartupError::Datastore("datastore.s3.endpoint is required".into()))?,
+                        .ok_or_else(|| StartupError::Invalid("datastore.s3.endpoint is required".into()))?,
                     region: s3.region.clone(),
                     bucket: required(s3.bucket.clone(), "datastore.s3.bucket")?,
                     access_key: required(s3.access_key.clone(), "datastore.s3.access_key")?,
@@ -62,8 +60,7 @@ impl Storage {
                     )?,
                     path_style: s3.path_style,
                 };
-                let signer =
-                    S3Datastore::new(&s3_config).map_err(|e| StartupError::Datastore(e.to_string()))?;
+                let signer = S3Datastore::new(&s3_config).map_err(StartupError::S3)?;
                 (Arc::new(signer), None)
             }
         };

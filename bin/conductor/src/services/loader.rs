@@ -72,9 +72,12 @@ impl Loading {
         search: &SearchState,
         clock: Arc<dyn Clock>,
     ) -> Result<Self, StartupError> {
-        let vocabulary = Vocabulary::embedded().map_err(|e| StartupError::Loader(e.to_string()))?;
+        let vocabulary = Vocabulary::embedded().map_err(StartupError::Vocabulary)?;
         let cache: Arc<dyn ApiCache> = match &settings.cache.redis_url {
-            Some(url) => Arc::new(RedisApiCache::new(url.expose()).map_err(StartupError::Loader)?),
+            Some(url) => Arc::new(
+                RedisApiCache::new(url.expose())
+                    .map_err(|e| StartupError::Invalid(format!("cache.redis_url: {e}")))?,
+            ),
             None => Arc::new(NoApiCache),
         };
         let reads: Arc<dyn DatastoreReads> = Arc::new(SignerReads {

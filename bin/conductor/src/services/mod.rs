@@ -1,9 +1,9 @@
 //! The services the gateway and the command line run, one module per domain crate: `auth` (identity and login),
 //! `datastore` (upload signing and the local files), `search`, `loader`. Each is built from its own settings
-//! section and the [`Site`] it runs on, and [`Services::build`] builds them all once, for `serve` and the
-//! commands that work on the catalogue (`package`, `search reindex`). Commands meant to run beside a serving
-//! gateway (`token mint`, `permissions`, `registry import`) build only the part they use, with the same builders:
-//! the embedded search index admits one writer, and it is the gateway's.
+//! section and the [`Site`] it runs on, and [`Services::build`] builds them all once, for `serve` and for every
+//! command that works on the service's data (`token`, `permissions`, `search`, `package`, `registry`). Building
+//! takes no lock a serving gateway holds: the embedded index takes its one writer at the first write, so commands
+//! run beside a gateway (and an index write one cannot make is queued in the outbox, which the gateway drains).
 
 pub mod auth;
 pub mod datastore;
@@ -33,14 +33,26 @@ pub enum StartupError {
     Metrics(#[from] prometheus::Error),
     #[error("signing key: {0}")]
     Keys(#[from] conductor_auth::KeyError),
-    #[error("{0}")]
-    Identity(String),
+    #[error("login providers: {0}")]
+    Login(#[source] conductor_auth::oidc::LoginError),
+    #[error("auth.providers.{provider}.client_secret_file {}: {source}", path.display())]
+    ClientSecretFile {
+        provider: String,
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the local datastore under data_dir: {0}")]
+    LocalDatastore(#[source] std::io::Error),
     #[error("datastore: {0}")]
-    Datastore(String),
+    S3(#[source] conductor_datastore::DatastoreError),
     #[error("search: {0}")]
-    Search(String),
-    #[error("loader: {0}")]
-    Loader(String),
+    Index(#[source] conductor_search::SearchError),
+    #[error("the os-types vocabulary: {0}")]
+    Vocabulary(#[source] serde_json::Error),
+    /// A setting that is missing or cannot work, with why (no underlying error).
+    #[error("{0}")]
+    Invalid(String),
 }
 
 /// What every service knows of where it runs, besides its own settings section.

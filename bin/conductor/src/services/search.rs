@@ -34,19 +34,18 @@ impl SearchState {
         clock: Arc<dyn Clock>,
     ) -> Result<Arc<Self>, StartupError> {
         let index: Arc<dyn SearchIndex> = match settings.backend {
-            SearchBackend::Embedded => Arc::new(
-                EmbeddedIndex::open(&site.data_dir.join("search"))
-                    .map_err(|e| StartupError::Search(format!("the embedded index under data_dir: {e}")))?,
-            ),
+            SearchBackend::Embedded => {
+                Arc::new(EmbeddedIndex::open(&site.data_dir.join("search")).map_err(StartupError::Index)?)
+            }
             SearchBackend::OpenSearch => {
                 let config = &settings.opensearch;
                 let url = config
                     .url
                     .as_ref()
-                    .ok_or_else(|| StartupError::Search("search.opensearch.url is required".into()))?;
+                    .ok_or_else(|| StartupError::Invalid("search.opensearch.url is required".into()))?;
                 Arc::new(
                     OpenSearchIndex::new(url, &config.index)
-                        .map_err(|e| StartupError::Search(e.to_string()))?
+                        .map_err(StartupError::Index)?
                         .with_document_type(config.document_type.clone()),
                 )
             }
