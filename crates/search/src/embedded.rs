@@ -87,8 +87,9 @@ fn schema() -> (Schema, Fields) {
 struct Inner {
     index: Index,
     reader: IndexReader,
-    /// tantivy allows one writer per directory.
-    writer: Mutex<IndexWriter>,
+    /// tantivy allows one writer per directory (a lock file): taken at the first write, so a process that only
+    /// reads (a command beside a serving gateway) never contends for it.
+    writer: Mutex<Option<IndexWriter>>,
     fields: Fields,
 }
 
@@ -133,14 +134,11 @@ impl EmbeddedIndex {
             .doc_store_cache_num_blocks(DOCSTORE_CACHE_BLOCKS)
             .try_into()
             .map_err(index_error)?;
-        let writer = index
-            .writer_with_num_threads(1, WRITER_BUDGET)
-            .map_err(index_error)?;
         Ok(Self {
             inner: Arc::new(Inner {
                 index,
                 reader,
-                writer: Mutex::new(writer),
+                writer: Mutex::new(None),
                 fields,
             }),
         })
@@ -198,6 +196,20 @@ impl Inner {
         document.add_field_value(f.doc_raw, &json);
         document.add_field_value(f.doc_text, &json);
         document
+    }
+
+    /// Runs `work` with the index's writer, taking the writer lock of the directory the first time.
+    fn writing<T>(&self, work: impl FnOnce(&mut IndexWriter) -> Result<T>) -> Result<T> {
+        let mut slot = self.writer.lock().map_err(index_error)?;
+        let writer = match slot.as_mut() {
+            Some(writer) => writer,
+            None => slot.insert(
+                self.index
+                    .writer_with_num_threads(1, WRITER_BUDGET)
+                    .map_err(index_error)?,
+            ),
+        };
+        work(writer)
     }
 
     fn commit(&self, writer: &mut IndexWriter) -> Result<()> {
@@ -411,10 +423,11 @@ impl SearchIndex for EmbeddedIndex {
         let record = record.clone();
         self.blocking(move |inner| {
             let document = inner.document(&record);
-            let mut writer = inner.writer.lock().map_err(index_error)?;
-            writer.delete_term(Term::from_field_text(inner.fields.id, &record.id.to_string()));
-            writer.add_document(document).map_err(index_error)?;
-            inner.commit(&mut writer)
+            inner.writing(|writer| {
+                writer.delete_term(Term::from_field_text(inner.fields.id, &record.id.to_string()));
+                writer.add_document(document).map_err(index_error)?;
+                inner.commit(writer)
+            })
         })
         .await
     }
@@ -422,9 +435,10 @@ impl SearchIndex for EmbeddedIndex {
     async fn delete(&self, id: &PackageId) -> Result<()> {
         let id = id.to_string();
         self.blocking(move |inner| {
-            let mut writer = inner.writer.lock().map_err(index_error)?;
-            writer.delete_term(Term::from_field_text(inner.fields.id, &id));
-            inner.commit(&mut writer)
+            inner.writing(|writer| {
+                writer.delete_term(Term::from_field_text(inner.fields.id, &id));
+                inner.commit(writer)
+            })
         })
         .await
     }
@@ -436,14 +450,15 @@ impl SearchIndex for EmbeddedIndex {
 
     async fn rebuild(&self, records: Vec<PackageRecord>) -> Result<()> {
         self.blocking(move |inner| {
-            let mut writer = inner.writer.lock().map_err(index_error)?;
-            writer.delete_all_documents().map_err(index_error)?;
-            for record in records {
-                writer
-                    .add_document(inner.document(&record))
-                    .map_err(index_error)?;
-            }
-            inner.commit(&mut writer)
+            inner.writing(|writer| {
+                writer.delete_all_documents().map_err(index_error)?;
+                for record in records {
+                    writer
+                        .add_document(inner.document(&record))
+                        .map_err(index_error)?;
+                }
+                inner.commit(writer)
+            })
         })
         .await
     }
@@ -480,6 +495,20 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let index = EmbeddedIndex::open(dir.path()).unwrap();
         crate::contract::suite(&index).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_second_opener_reads_beside_the_writer_and_cannot_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let gateway = EmbeddedIndex::open(dir.path()).unwrap();
+        gateway.rebuild(crate::contract::fixtures()).await.unwrap();
+        // A command opening the same index while the gateway holds the writer: it opens and reads...
+        let command = EmbeddedIndex::open(dir.path()).expect("opening takes no lock");
+        assert_eq!(command.count().await.unwrap(), 6);
+        // ...and its writes fail (the registry queues them in the outbox for the gateway) instead of corrupting.
+        let refused = command.upsert(&crate::contract::fixtures()[0]).await;
+        assert!(matches!(refused, Err(SearchError::Index(_))), "{refused:?}");
+        assert_eq!(gateway.count().await.unwrap(), 6);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

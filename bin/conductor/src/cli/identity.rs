@@ -2,13 +2,12 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use clap::Subcommand;
 use conductor_auth::{KeySet, SecretsBundle};
-use conductor_core::{Grantee, SystemClock, UserId};
+use conductor_core::{Grantee, UserId};
 use conductor_permissions::{PermissionService, Permissions};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
@@ -107,14 +106,18 @@ pub fn keys(command: KeysCommand) -> Result<()> {
 
 pub async fn token(settings: Settings, command: TokenCommand) -> Result<()> {
     let TokenCommand::Mint { email, name, ttl } = command;
-    let database = super::migrated_database(&settings).await?;
-    let accounts = crate::services::auth::accounts(
-        &settings.auth,
-        crate::services::Site::of(&settings),
-        database.repositories(),
-        Arc::new(SystemClock),
-        ttl,
-    )?;
+    let services = super::migrated_services(&settings).await?;
+    // The configured accounts, with this token's lifetime when --ttl gives one.
+    let accounts = match ttl {
+        None => services.identity.accounts.clone(),
+        Some(ttl) => crate::services::auth::accounts(
+            &settings.auth,
+            crate::services::Site::of(&settings),
+            services.database.repositories(),
+            services.clock.clone(),
+            Some(ttl),
+        )?,
+    };
     let provider_id = format!("cli:{}", email.trim().to_lowercase());
     let (profile, token) = accounts
         .log_in_email(&email, name.as_deref(), None, provider_id)
@@ -125,8 +128,8 @@ pub async fn token(settings: Settings, command: TokenCommand) -> Result<()> {
 }
 
 pub async fn permissions(settings: Settings, command: PermissionsCommand) -> Result<()> {
-    let database = super::migrated_database(&settings).await?;
-    let service = PermissionService::new(database.repositories().permissions.clone());
+    let services = super::migrated_services(&settings).await?;
+    let service = PermissionService::new(services.database.repositories().permissions.clone());
     match command {
         PermissionsCommand::Grant {
             grantee,

@@ -150,13 +150,6 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The configured database with this build's migrations applied, for commands that use it.
-async fn migrated_database(settings: &Settings) -> anyhow::Result<Database> {
-    let database = Database::open(&DatabaseUrl::parse(settings.database_url().expose())?, 1)?;
-    database.migrate().await?;
-    Ok(database)
-}
-
 /// Every service, as `serve` builds them, on the configured database with this build's migrations applied.
 async fn migrated_services(settings: &Settings) -> anyhow::Result<crate::services::Services> {
     let services = crate::services::Services::build(settings, 1)?;

@@ -3,12 +3,10 @@
 
 use std::io::BufRead;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
 use clap::Subcommand;
-use conductor_core::SystemClock;
 use conductor_loader::import::{Imported, Kind, Outcome};
 use serde_json::{Value, json};
 
@@ -50,8 +48,9 @@ pub async fn registry(settings: Settings, command: RegistryCommand) -> anyhow::R
         users_index,
         dry_run,
     } = command;
-    let database = super::migrated_database(&settings).await?;
-    let import = crate::services::loader::registry_import(&database, Arc::new(SystemClock), dry_run);
+    let services = super::migrated_services(&settings).await?;
+    let import =
+        crate::services::loader::registry_import(&services.database, services.clock.clone(), dry_run);
     let mut report = Report::default();
     if let Some(path) = dump {
         let file = std::fs::File::open(&path).with_context(|| format!("opening {}", path.display()))?;
