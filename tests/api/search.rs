@@ -323,3 +323,51 @@ async fn search_catches_up_after_an_outage_without_manual_action() {
     drop(osmem);
     assert_eq!(names(&app, "").await, ["private-loaded", "public-loaded"]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_size_cap_holds_with_more_packages_than_it() {
+    // Twelve public packages, a cap of five: the cap, not the catalogue, bounds every answer.
+    let database = TestDatabase::sqlite().expect("a test database");
+    let store = Database::open(&DatabaseUrl::parse(database.url()).unwrap(), 2).unwrap();
+    store.migrate().await.unwrap();
+    for n in 0..12 {
+        let record = record(
+            "many@example.test",
+            &format!("budget-{n:02}"),
+            json!({"title": format!("Budget {n}"), "private": false}),
+            true,
+            1_000 + n,
+        );
+        store.repositories().packages.put(&record).await.unwrap();
+    }
+    let app = spawn_on_url(database.url(), |s| s.search.max_size = 5).await;
+    assert!(
+        app.wait_for_readiness(StatusCode::OK, Duration::from_secs(30))
+            .await
+    );
+    let count = |answer: Value| answer.as_array().unwrap().len();
+    assert_eq!(
+        count(app.get_json("/search/package?size=999999999").await.1),
+        5,
+        "capped"
+    );
+    assert_eq!(
+        count(app.get_json("/search/package").await.1),
+        5,
+        "the default is capped too"
+    );
+    assert_eq!(
+        count(app.get_json("/search/package?size=3").await.1),
+        3,
+        "honoured under the cap"
+    );
+    assert_eq!(count(app.get_json("/search/package?size=0").await.1), 0);
+    let (_, two) = app.get_json("/search/package?size=2").await;
+    let names: Vec<&str> = two
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|answer| answer["package"]["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["budget-11", "budget-10"], "the newest first");
+}

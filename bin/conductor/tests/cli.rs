@@ -8,7 +8,7 @@
 )]
 
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use conductor_store::testing::TestDatabase;
@@ -25,16 +25,47 @@ fn conductor(dir: &Path) -> Command {
     command
 }
 
+/// The longest a command that should exit may run: a regression that makes it serve instead fails the test
+/// rather than hanging CI.
+const COMMAND_LIMIT: Duration = Duration::from_secs(60);
+
 fn output(command: &mut Command) -> (i32, String, String) {
-    let Output {
-        status,
-        stdout,
-        stderr,
-    } = command.output().expect("the binary runs");
+    use std::io::Read;
+    let mut child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the binary runs");
+    let drain = |mut pipe: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut text = Vec::new();
+            let _ = pipe.read_to_end(&mut text);
+            String::from_utf8_lossy(&text).into_owned()
+        })
+    };
+    let stdout = drain(Box::new(child.stdout.take().unwrap()));
+    let stderr = drain(Box::new(child.stderr.take().unwrap()));
+    let deadline = Instant::now() + COMMAND_LIMIT;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the command did not exit within {COMMAND_LIMIT:?}: {command:?}");
+        }
+        #[expect(
+            clippy::disallowed_methods,
+            reason = "a plain test function waiting on a child process, not an executor"
+        )]
+        std::thread::sleep(Duration::from_millis(20));
+    };
     (
         status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&stdout).into(),
-        String::from_utf8_lossy(&stderr).into(),
+        stdout.join().unwrap(),
+        stderr.join().unwrap(),
     )
 }
 

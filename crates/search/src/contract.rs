@@ -262,12 +262,22 @@ pub async fn suite(index: &dyn SearchIndex) {
             .await
             .is_empty()
     );
+    // Query syntax is not interpreted: an operator or a wildcard read as syntax would change what matches.
     assert!(
         index
             .search(&query(&[("q", "\"a:b (c\\\" OR\"")], None))
             .await
             .is_ok(),
-        "query syntax is not interpreted"
+        "unbalanced syntax is no error"
+    );
+    assert!(
+        ids(index, &[("q", "\"*\"")], None).await.is_empty(),
+        "a wildcard is not everything"
+    );
+    assert_eq!(
+        ids(index, &[("q", "\"NOT Moldova\"")], None).await,
+        ["public-loaded"],
+        "NOT is a word, so Moldova's package matches (as syntax it would be excluded)"
     );
 
     // size.
