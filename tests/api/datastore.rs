@@ -315,15 +315,19 @@ async fn every_path_escape_is_a_400() {
         html["filedata"]["x.html"]["type"] = json!("text/html");
         let no_owner = json!({"metadata": {"name": "x"}, "filedata": {}});
         let no_name = json!({"metadata": {"owner": owner}, "filedata": {}});
-        for (case, body) in [
-            ("md5", bad_md5),
-            ("length", too_large),
-            ("type", html),
-            ("owner", no_owner),
-            ("name", no_name),
+        // Each refusal says which check refused: its code, and the field its message names.
+        for (case, body, code, names) in [
+            ("md5", bad_md5, "invalid-md5", "md5"),
+            ("length", too_large, "file-too-large", "length"),
+            ("type", html, "type-not-allowed", "text/html"),
+            ("owner", no_owner, "invalid-request", "metadata.owner"),
+            ("name", no_name, "invalid-request", "metadata.name"),
         ] {
             let (status, answer) = authorize(app, Some(&token), &body).await;
             assert_eq!(status, StatusCode::BAD_REQUEST, "{adapter:?} {case}: {answer}");
+            assert_eq!(answer["error"]["code"], code, "{adapter:?} {case}: {answer}");
+            let message = answer["error"]["message"].as_str().unwrap_or_default();
+            assert!(message.contains(names), "{adapter:?} {case}: {message}");
         }
         let response = app
             .client
