@@ -44,6 +44,23 @@ fn permission(
         .map_err(|e| ApiError::unauthorized(format!("the permission token was refused: {e}")))
 }
 
+/// Reads the request's parameters (form body included, once), then reads its credentials with `read`.
+fn with_credentials<T: 'static>(
+    req: &HttpRequest,
+    payload: &mut Payload,
+    read: impl FnOnce(&HttpRequest, Params, &Identity) -> Result<T, ApiError> + 'static,
+) -> Pin<Box<dyn Future<Output = Result<T, ApiError>>>> {
+    let params = Params::from_request(req, payload);
+    let request = req.clone();
+    Box::pin(async move {
+        let params = params.await?;
+        let identity = request
+            .app_data::<web::Data<Identity>>()
+            .ok_or_else(|| ApiError::internal("the identity service is not configured"))?;
+        read(&request, params, identity)
+    })
+}
+
 /// A verified permission token and the request's parameters, as one extractor (the parameters are read once,
 /// form body included): 401 when the request carries no token or one that does not verify.
 #[derive(Debug)]
@@ -57,14 +74,8 @@ impl FromRequest for PermissionToken {
     type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
-        let params = Params::from_request(req, payload);
-        let request = req.clone();
-        Box::pin(async move {
-            let params = params.await?;
-            let identity = request
-                .app_data::<web::Data<Identity>>()
-                .ok_or_else(|| ApiError::internal("the identity service is not configured"))?;
-            let claims = permission(&request, &params, identity)?;
+        with_credentials(req, payload, |request, params, identity| {
+            let claims = permission(request, &params, identity)?;
             Ok(Self { claims, params })
         })
     }
@@ -98,14 +109,8 @@ impl FromRequest for OptionalUser {
     type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
-        let params = Params::from_request(req, payload);
-        let request = req.clone();
-        Box::pin(async move {
-            let params = params.await?;
-            let identity = request
-                .app_data::<web::Data<Identity>>()
-                .ok_or_else(|| ApiError::internal("the identity service is not configured"))?;
-            let verified = identity.accounts.verify_user(token(&request, &params));
+        with_credentials(req, payload, |request, params, identity| {
+            let verified = identity.accounts.verify_user(token(request, &params));
             if let Err(refusal) = &verified {
                 tracing::debug!(error = %refusal, "user token refused");
             }
