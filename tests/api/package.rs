@@ -822,3 +822,66 @@ fn fact_suffix(dataset: &str) -> String {
 fn hex_of(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_load_reports_its_stages_and_rising_progress() {
+    // 60 rows at 50 ms each: three seconds of loading-data that polling every 20 ms must see, with `progress`
+    // (rows loaded) rising. A loader that went straight to `done`, or never reported progress, fails here.
+    let (port, _sent) = slow_source(Some(60));
+    let allow = format!("http://127.0.0.1:{port}/");
+    let datapackage = format!("http://127.0.0.1:{port}/datapackage.json");
+    // Progress is recorded with each heartbeat (a quarter of the timeout): a one-second timeout reports every 250 ms.
+    let app = spawn_app_with(Backend::Sqlite, |s| {
+        s.loader.fetch_allowlist = vec![allow.clone()];
+        s.loader.heartbeat_timeout = Duration::from_secs(1);
+    })
+    .await;
+    let token = permission_token(&app, "owner@example.org").await;
+    let (status, body) = start_load(&app, &token, &datapackage).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let path = format!(
+        "/package/status?datapackage={}",
+        url::form_urlencoded::byte_serialize(datapackage.as_bytes()).collect::<String>()
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let mut seen: Vec<String> = Vec::new();
+    let mut progress: Vec<u64> = Vec::new();
+    loop {
+        let (_, body) = app.get_json(&path).await;
+        let status = body["status"].as_str().unwrap().to_owned();
+        if status == "loading-data" {
+            progress.push(body["progress"].as_u64().unwrap());
+        }
+        if seen.last() != Some(&status) {
+            seen.push(status.clone());
+        }
+        if status == "done" || status == "fail" {
+            assert_eq!(status, "done", "{body}");
+            assert_eq!(body["progress"], 60, "{body}");
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{seen:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(in_status_order(&seen, "done"), "{seen:?}");
+    for stage in ["loading-data", "done"] {
+        assert!(
+            seen.iter().any(|s| s == stage),
+            "{stage} never reported: {seen:?}"
+        );
+    }
+    assert!(
+        seen.iter().position(|s| s == "loading-data")
+            > seen.iter().position(|s| s == "queued" || s == "initializing"),
+        "stages in order: {seen:?}"
+    );
+    assert!(
+        progress.windows(2).all(|w| w[0] <= w[1]),
+        "progress never falls: {progress:?}"
+    );
+    let distinct: std::collections::BTreeSet<u64> = progress.iter().copied().collect();
+    assert!(
+        distinct.len() >= 5 && distinct.iter().any(|&p| p > 0 && p < 60),
+        "progress rises through the load: {progress:?}"
+    );
+}
