@@ -14,7 +14,7 @@ async fn migrated(db: &TestDatabase) -> Database {
     let database = Database::open(&DatabaseUrl::parse(db.url()).unwrap(), 4).unwrap();
     assert!(database.pending_migrations().await.unwrap() > 0);
     let applied = database.migrate().await.unwrap();
-    assert_eq!(applied.len(), 3, "every migration of this build");
+    assert_eq!(applied.len(), 4, "every migration of this build");
     assert_eq!(database.pending_migrations().await.unwrap(), 0);
     assert!(
         database.migrate().await.unwrap().is_empty(),
@@ -496,6 +496,7 @@ async fn suite(db: TestDatabase) {
     load_jobs(repos).await;
     login_states(repos).await;
     search_outbox(repos).await;
+    crate::contract_api_keys::api_keys(repos).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

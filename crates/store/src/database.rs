@@ -6,8 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use conductor_core::repo::{
-    LoadJobRepository, LoginStateRepository, PackageRepository, PermissionRepository, SearchOutboxRepository,
-    UserRepository,
+    ApiKeyRepository, LoadJobRepository, LoginStateRepository, PackageRepository, PermissionRepository,
+    SearchOutboxRepository, UserRepository,
 };
 use diesel::r2d2::{ConnectionManager, CustomizeConnection, HandleError, Pool};
 use diesel::sqlite::SqliteConnection;
@@ -16,6 +16,7 @@ use diesel::{PgConnection, connection::SimpleConnection};
 use crate::error::{Result, StoreError};
 use crate::repositories::{Db, Maintenance};
 use crate::warehouse::{PostgresWarehouse, SqliteWarehouse};
+use crate::write_turn::WriteTurns;
 use conductor_loader::Warehouse;
 
 /// How long a request waits for a pooled connection before the database counts as unavailable.
@@ -85,6 +86,7 @@ pub struct Repositories {
     pub load_jobs: Arc<dyn LoadJobRepository>,
     pub login_states: Arc<dyn LoginStateRepository>,
     pub search_outbox: Arc<dyn SearchOutboxRepository>,
+    pub api_keys: Arc<dyn ApiKeyRepository>,
 }
 
 impl fmt::Debug for Repositories {
@@ -122,6 +124,7 @@ impl Database {
                         pool_builder(pool_size)
                             .test_on_check_out(true)
                             .build_unchecked(manager),
+                        WriteTurns::default(),
                     ),
                     Arc::new(PostgresWarehouse::new(url)),
                 ))
@@ -140,8 +143,10 @@ impl Database {
                     .test_on_check_out(false)
                     .connection_customizer(Box::new(SqlitePragmas))
                     .build_unchecked(manager);
-                let warehouse = Arc::new(SqliteWarehouse::new(pool.clone()));
-                Ok(Self::from_db(Backend::Sqlite, Db::new(pool), warehouse))
+                // One file, one writer: this process's writers take turns (the loader's included).
+                let turns = WriteTurns::shared();
+                let warehouse = Arc::new(SqliteWarehouse::new(pool.clone(), turns.clone()));
+                Ok(Self::from_db(Backend::Sqlite, Db::new(pool, turns), warehouse))
             }
         }
     }
@@ -155,6 +160,7 @@ impl Database {
             + LoadJobRepository
             + LoginStateRepository
             + SearchOutboxRepository
+            + ApiKeyRepository
             + 'static,
     {
         let db = Arc::new(db);
@@ -168,7 +174,8 @@ impl Database {
                 packages: db.clone(),
                 load_jobs: db.clone(),
                 login_states: db.clone(),
-                search_outbox: db,
+                search_outbox: db.clone(),
+                api_keys: db,
             },
         }
     }

@@ -7,16 +7,23 @@
 
 #[cfg(test)]
 mod contract;
+#[cfg(test)]
+mod contract_api_keys;
+#[cfg(test)]
+mod contract_turns;
 mod database;
 mod error;
 #[cfg(feature = "redis")]
 pub mod redis_cache;
+#[cfg(feature = "redis")]
+pub mod redis_rates;
 mod repositories;
 mod rows;
 mod schema;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 mod warehouse;
+mod write_turn;
 
 pub use database::{Backend, Database, DatabaseUrl, Repositories};
 pub use error::{Result, StoreError};

@@ -3,13 +3,13 @@
 
 use conductor_core::repo::{RepoError, RepoResult};
 use conductor_core::{
-    Grantee, LoadJob, LoadStatus, LoginState, PackageId, PackageRecord, PermissionGrant, Profile, Timestamp,
-    UserId,
+    ApiKey, Grantee, KeyScope, LoadJob, LoadStatus, LoginState, PackageId, PackageRecord, PermissionGrant,
+    Profile, Timestamp, UserId,
 };
 use diesel::prelude::*;
 use serde_json::{Map, Value};
 
-use crate::schema::{load_jobs, login_states, packages, permissions, users};
+use crate::schema::{api_keys, load_jobs, login_states, packages, permissions, users};
 
 pub(crate) fn corrupt(table: &str, detail: impl std::fmt::Display) -> RepoError {
     RepoError::Corrupt(format!("{table}: {detail}"))
@@ -236,5 +236,49 @@ impl From<LoginStateRow> for LoginState {
             browser_binding: r.browser_binding,
             expires_at: Timestamp::from_millis(r.expires_at),
         }
+    }
+}
+
+#[derive(Queryable, Selectable, Insertable)]
+#[diesel(table_name = api_keys)]
+pub(crate) struct ApiKeyRow {
+    pub id: String,
+    pub owner: String,
+    pub name: String,
+    pub scope: String,
+    pub secret_hash: String,
+    pub created_at: i64,
+    pub expires_at: Option<i64>,
+    pub revoked_at: Option<i64>,
+    pub last_used_at: Option<i64>,
+}
+
+impl ApiKeyRow {
+    pub(crate) fn from_key(key: &ApiKey) -> RepoResult<Self> {
+        Ok(Self {
+            id: key.id.clone(),
+            owner: key.owner.as_str().to_owned(),
+            name: key.name.clone(),
+            scope: serde_json::to_string(&key.scope).map_err(|e| RepoError::Query(e.to_string()))?,
+            secret_hash: key.secret_hash.clone(),
+            created_at: key.created_at.as_millis(),
+            expires_at: key.expires_at.map(Timestamp::as_millis),
+            revoked_at: key.revoked_at.map(Timestamp::as_millis),
+            last_used_at: key.last_used_at.map(Timestamp::as_millis),
+        })
+    }
+
+    pub(crate) fn into_key(self) -> RepoResult<ApiKey> {
+        Ok(ApiKey {
+            owner: UserId::parse(&self.owner).map_err(|e| corrupt("api_keys", e))?,
+            scope: serde_json::from_str::<KeyScope>(&self.scope).map_err(|e| corrupt("api_keys", e))?,
+            id: self.id,
+            name: self.name,
+            secret_hash: self.secret_hash,
+            created_at: Timestamp::from_millis(self.created_at),
+            expires_at: self.expires_at.map(Timestamp::from_millis),
+            revoked_at: self.revoked_at.map(Timestamp::from_millis),
+            last_used_at: self.last_used_at.map(Timestamp::from_millis),
+        })
     }
 }

@@ -95,7 +95,22 @@ impl Drop for TestDatabase {
     reason = "test-only setting, not service configuration"
 )]
 fn admin_url() -> String {
-    std::env::var("CONDUCTOR_TEST_POSTGRES_URL").unwrap_or_else(|_| DEFAULT_ADMIN_URL.to_owned())
+    let url = std::env::var("CONDUCTOR_TEST_POSTGRES_URL").unwrap_or_else(|_| DEFAULT_ADMIN_URL.to_owned());
+    without_tls(url)
+}
+
+/// Test connections ask for no TLS unless the URL says otherwise. Debian's PostgreSQL has `ssl = on`, so libpq
+/// otherwise negotiates TLS on loopback through OpenSSL, whose clean-up runs at exit while a pool's threads may
+/// still be closing those connections: a test process that passed then died at exit with "double free or
+/// corruption" or a segfault (twice in CI runs of this suite).
+fn without_tls(url: String) -> String {
+    if url.contains("sslmode=") {
+        url
+    } else if url.contains('?') {
+        format!("{url}&sslmode=disable")
+    } else {
+        format!("{url}?sslmode=disable")
+    }
 }
 
 /// The admin URL with its database path replaced.

@@ -19,7 +19,7 @@ macro_rules! impl_load_jobs {
                     created_at: now.as_millis(),
                     updated_at: now.as_millis(),
                 };
-                self.run(move |conn: &mut $conn| {
+                self.write(move |conn: &mut $conn| {
                     diesel::insert_into(load_jobs::table)
                         .values(&row)
                         .returning(LoadJobRow::as_returning())
@@ -78,7 +78,7 @@ macro_rules! impl_load_jobs {
                 now: Timestamp,
             ) -> RepoResult<bool> {
                 let progress = progress.clone();
-                self.run(move |conn: &mut $conn| {
+                self.write(move |conn: &mut $conn| {
                     let terminal = [LoadStatus::Done.as_str(), LoadStatus::Fail.as_str()];
                     diesel::update(
                         load_jobs::table
@@ -101,7 +101,7 @@ macro_rules! impl_load_jobs {
             }
 
             async fn claim(&self, now: Timestamp) -> RepoResult<Option<LoadJob>> {
-                self.run(move |conn: &mut $conn| {
+                self.write(move |conn: &mut $conn| {
                     conn.$transaction(|conn| {
                         let candidate: Option<IdRow> =
                             diesel::sql_query(format!("{CLAIM_CANDIDATE} {}", $claim_lock))
@@ -150,7 +150,7 @@ macro_rules! impl_load_jobs {
             }
 
             async fn beat(&self, id: i64, now: Timestamp) -> RepoResult<bool> {
-                self.run(move |conn: &mut $conn| {
+                self.write(move |conn: &mut $conn| {
                     let terminal = [LoadStatus::Done.as_str(), LoadStatus::Fail.as_str()];
                     diesel::update(
                         load_jobs::table
@@ -166,7 +166,7 @@ macro_rules! impl_load_jobs {
             }
 
             async fn requeue(&self, id: i64, now: Timestamp) -> RepoResult<bool> {
-                self.run(move |conn: &mut $conn| {
+                self.write(move |conn: &mut $conn| {
                     let terminal = [LoadStatus::Done.as_str(), LoadStatus::Fail.as_str()];
                     diesel::update(
                         load_jobs::table
@@ -195,7 +195,7 @@ macro_rules! impl_load_jobs {
                 now: Timestamp,
             ) -> RepoResult<Vec<LoadJob>> {
                 let error = error.to_owned();
-                self.run(move |conn: &mut $conn| {
+                self.write(move |conn: &mut $conn| {
                     let settled = [
                         LoadStatus::Queued.as_str(),
                         LoadStatus::Done.as_str(),

@@ -7,7 +7,7 @@ macro_rules! impl_login_states {
         impl LoginStateRepository for Db<$conn> {
             async fn put(&self, state: &LoginState) -> RepoResult<()> {
                 let row = LoginStateRow::from(state);
-                self.run(move |conn: &mut $conn| {
+                self.write(move |conn: &mut $conn| {
                     diesel::insert_into(login_states::table)
                         .values(&row)
                         .execute(conn)
@@ -19,7 +19,7 @@ macro_rules! impl_login_states {
 
             async fn take(&self, state: &str, now: Timestamp) -> RepoResult<Option<LoginState>> {
                 let state = state.to_owned();
-                self.run(move |conn: &mut $conn| {
+                self.write(move |conn: &mut $conn| {
                     // DELETE ... RETURNING makes redemption atomic: two callbacks racing get one row between them.
                     let row = diesel::delete(login_states::table.find(state))
                         .returning(LoginStateRow::as_returning())
@@ -34,7 +34,7 @@ macro_rules! impl_login_states {
             }
 
             async fn purge_expired(&self, now: Timestamp) -> RepoResult<u64> {
-                self.run(move |conn: &mut $conn| {
+                self.write(move |conn: &mut $conn| {
                     diesel::delete(login_states::table.filter(login_states::expires_at.le(now.as_millis())))
                         .execute(conn)
                         .map(|n| n as u64)

@@ -9,13 +9,13 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use conductor_core::repo::{
-    JobProgress, LoadJobRepository, LoginStateRepository, OutboxEntry, PackageRepository,
+    ApiKeyRepository, JobProgress, LoadJobRepository, LoginStateRepository, OutboxEntry, PackageRepository,
     PermissionRepository, RegistryCounts, RepoError, RepoResult, SearchOutboxRepository, UserRepository,
     UsernameChange,
 };
 use conductor_core::{
-    Grantee, LoadJob, LoadStatus, LoginState, NewLoadJob, NewUser, PackageId, PackageRecord, PermissionGrant,
-    Profile, Timestamp, UserId,
+    ApiKey, Grantee, LoadJob, LoadStatus, LoginState, NewLoadJob, NewUser, PackageId, PackageRecord,
+    PermissionGrant, Profile, Timestamp, UserId,
 };
 use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
@@ -26,8 +26,11 @@ use diesel::upsert::excluded;
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 
 use crate::error::{Result, StoreError};
-use crate::rows::{LoadJobRow, LoginStateRow, NewLoadJobRow, PackageRow, PermissionRow, UserRow, corrupt};
-use crate::schema::{load_jobs, login_states, packages, permissions, search_outbox, users};
+use crate::rows::{
+    ApiKeyRow, LoadJobRow, LoginStateRow, NewLoadJobRow, PackageRow, PermissionRow, UserRow, corrupt,
+};
+use crate::schema::{api_keys, load_jobs, login_states, packages, permissions, search_outbox, users};
+use crate::write_turn::WriteTurns;
 
 const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/postgres");
 const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/sqlite");
@@ -46,11 +49,31 @@ pub(crate) trait Maintenance: Send + Sync {
 /// A pool of one backend's connections; the repositories are implemented on it.
 pub(crate) struct Db<C: R2D2Connection + 'static> {
     pool: Pool<ConnectionManager<C>>,
+    turns: WriteTurns,
 }
 
 impl<C: R2D2Connection + 'static> Db<C> {
-    pub(crate) fn new(pool: Pool<ConnectionManager<C>>) -> Self {
-        Self { pool }
+    pub(crate) fn new(pool: Pool<ConnectionManager<C>>, turns: WriteTurns) -> Self {
+        Self { pool, turns }
+    }
+
+    /// Like [`Db::run`] for work that writes: it waits for its turn first (see [`WriteTurns`]).
+    async fn write<T, F>(&self, work: F) -> RepoResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut C) -> RepoResult<T> + Send + 'static,
+    {
+        let pool = self.pool.clone();
+        let turns = self.turns.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut conn = pool.get().map_err(|e| RepoError::Unavailable(e.to_string()))?;
+            // The connection before the turn, as the loader does: whoever holds the turn already has its
+            // connection, so no one waits for a connection while holding it.
+            let _turn = turns.take();
+            work(&mut conn)
+        })
+        .await
+        .map_err(|e| RepoError::Query(format!("database task failed: {e}")))?
     }
 
     /// Runs blocking diesel work on tokio's blocking pool with a pooled connection.
@@ -128,6 +151,8 @@ mod load_job_repository;
 mod search_outbox_repository;
 #[macro_use]
 mod login_state_repository;
+#[macro_use]
+mod api_key_repository;
 
 /// Every repository and the maintenance for one connection type.
 macro_rules! impl_for_connection {
@@ -140,6 +165,7 @@ macro_rules! impl_for_connection {
         impl_load_jobs!($conn, claim_lock: $claim_lock, transaction: $transaction);
         impl_search_outbox!($conn);
         impl_login_states!($conn);
+        impl_api_keys!($conn);
     };
 }
 
@@ -155,7 +181,6 @@ impl_for_connection!(
     transaction: transaction
 );
 
-// One SQLite file has one writer at a time already; its migrations run in a transaction of their own.
 // One SQLite file has one writer at a time already; its migrations run in a transaction of their own, and a claim
 // takes the write lock up front (`BEGIN IMMEDIATE`) so two claimers never both read the same queued job.
 impl_for_connection!(

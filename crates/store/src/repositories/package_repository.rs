@@ -42,7 +42,7 @@ macro_rules! impl_packages {
 
             async fn put(&self, record: &PackageRecord) -> RepoResult<()> {
                 let row = PackageRow::from_record(record)?;
-                self.run(move |conn: &mut $conn| {
+                self.write(move |conn: &mut $conn| {
                     diesel::insert_into(packages::table)
                         .values(&row)
                         .on_conflict(packages::id)
@@ -57,7 +57,7 @@ macro_rules! impl_packages {
 
             async fn delete(&self, id: &PackageId) -> RepoResult<bool> {
                 let id = id.to_string();
-                self.run(move |conn: &mut $conn| {
+                self.write(move |conn: &mut $conn| {
                     diesel::delete(packages::table.find(id))
                         .execute(conn)
                         .map(|n| n > 0)

@@ -41,7 +41,7 @@ macro_rules! impl_permissions {
 
             async fn put(&self, grant: &PermissionGrant) -> RepoResult<()> {
                 let row = PermissionRow::from_grant(grant)?;
-                self.run(move |conn: &mut $conn| {
+                self.write(move |conn: &mut $conn| {
                     diesel::insert_into(permissions::table)
                         .values(&row)
                         .on_conflict((permissions::userid, permissions::service))
@@ -56,7 +56,7 @@ macro_rules! impl_permissions {
 
             async fn delete(&self, grantee: &Grantee, service: &str) -> RepoResult<bool> {
                 let key = (grantee.as_str().to_owned(), service.to_owned());
-                self.run(move |conn: &mut $conn| {
+                self.write(move |conn: &mut $conn| {
                     diesel::delete(permissions::table.find(key))
                         .execute(conn)
                         .map(|n| n > 0)

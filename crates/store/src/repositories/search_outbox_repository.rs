@@ -7,7 +7,7 @@ macro_rules! impl_search_outbox {
         impl SearchOutboxRepository for Db<$conn> {
             async fn push(&self, package_id: &PackageId, now: Timestamp) -> RepoResult<()> {
                 let package_id = package_id.to_string();
-                self.run(move |conn: &mut $conn| {
+                self.write(move |conn: &mut $conn| {
                     diesel::insert_into(search_outbox::table)
                         .values((
                             search_outbox::package_id.eq(package_id),
@@ -48,7 +48,7 @@ macro_rules! impl_search_outbox {
             }
 
             async fn done(&self, id: i64) -> RepoResult<()> {
-                self.run(move |conn: &mut $conn| {
+                self.write(move |conn: &mut $conn| {
                     diesel::delete(search_outbox::table.find(id))
                         .execute(conn)
                         .map(drop)
@@ -59,7 +59,7 @@ macro_rules! impl_search_outbox {
 
             async fn failed(&self, id: i64, error: &str) -> RepoResult<()> {
                 let error = error.chars().take(1000).collect::<String>();
-                self.run(move |conn: &mut $conn| {
+                self.write(move |conn: &mut $conn| {
                     diesel::update(search_outbox::table.find(id))
                         .set((
                             search_outbox::attempts.eq(search_outbox::attempts + 1),

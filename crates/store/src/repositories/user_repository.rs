@@ -30,7 +30,7 @@ macro_rules! impl_users {
                     username: None,
                     join_date: now.as_millis(),
                 };
-                self.run(move |conn: &mut $conn| {
+                self.write(move |conn: &mut $conn| {
                     diesel::insert_into(users::table)
                         .values(&row)
                         .on_conflict(users::idhash)
@@ -51,7 +51,7 @@ macro_rules! impl_users {
 
             async fn set_username(&self, id: &UserId, username: &str) -> RepoResult<UsernameChange> {
                 let (id, username) = (id.as_str().to_owned(), username.to_owned());
-                self.run(move |conn: &mut $conn| {
+                self.write(move |conn: &mut $conn| {
                     let current: Option<Option<String>> = users::table
                         .find(&id)
                         .select(users::username)

@@ -1,0 +1,363 @@
+//! PostgreSQL: rows streamed with `COPY ... FROM STDIN` into the staging tables, numbered as they go, then swapped in.
+
+use std::io::{BufWriter, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{SyncSender, sync_channel};
+
+use conductor_loader::star::{FACT_KEY, StarLayout, TableLayout, staging_name};
+use conductor_loader::warehouse::quote_identifier;
+use conductor_loader::{Cell, RowSink, StagingFeed, Warehouse, WarehouseError};
+
+use super::{
+    Tables, column_list, create_staging_sql, database, drop_sql, is_terminal, package_tables, script,
+};
+
+/// PostgreSQL through COPY.
+#[derive(Clone)]
+pub struct PostgresWarehouse {
+    url: String,
+}
+
+impl std::fmt::Debug for PostgresWarehouse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PostgresWarehouse").finish_non_exhaustive()
+    }
+}
+
+impl PostgresWarehouse {
+    pub fn new(url: &str) -> Self {
+        Self { url: url.to_owned() }
+    }
+
+    fn connect(&self) -> Result<postgres::Client, WarehouseError> {
+        postgres::Client::connect(&self.url, postgres::NoTls)
+            .map_err(|e| WarehouseError::Unavailable(e.to_string()))
+    }
+
+    fn tables(
+        client: &mut impl postgres::GenericClient,
+        prefix: &str,
+    ) -> Result<Vec<String>, WarehouseError> {
+        let rows = client
+            .query(
+                "SELECT tablename FROM pg_tables WHERE schemaname = current_schema() \
+                 AND left(tablename, length($1)) = $1 ORDER BY tablename",
+                &[&prefix],
+            )
+            .map_err(pg)?;
+        Ok(rows.iter().map(|r| r.get::<_, String>(0)).collect())
+    }
+
+    /// Streams `fill`'s rows into `table`'s staging table (a dimension's: they are small).
+    fn copy(
+        client: &mut postgres::Client,
+        table: &TableLayout,
+        fill: &mut dyn FnMut(&mut dyn RowSink) -> Result<(), WarehouseError>,
+    ) -> Result<(), WarehouseError> {
+        let statement = format!(
+            "COPY {} ({}) FROM STDIN",
+            quote_identifier(&staging_name(&table.name)),
+            column_list(table)
+        );
+        let writer = client.copy_in(&statement).map_err(pg)?;
+        let mut sink = CopySink {
+            out: BufWriter::with_capacity(256 * 1024, writer),
+            line: Vec::with_capacity(1024),
+            numbered: None,
+            digits: itoa::Buffer::new(),
+        };
+        // On an error the writer is dropped unfinished, which aborts the COPY.
+        fill(&mut sink)?;
+        let writer = sink.out.into_inner().map_err(|e| database(e.error()))?;
+        writer.finish().map_err(pg)?;
+        Ok(())
+    }
+}
+
+/// COPY's text format: tab-separated, `\N` for null, backslash escapes.
+struct CopySink<W: Write> {
+    out: W,
+    line: Vec<u8>,
+    /// The last row number written, when rows are numbered.
+    numbered: Option<i64>,
+    /// Integers as text without `fmt`'s machinery, which was a tenth of the writing thread's time.
+    digits: itoa::Buffer,
+}
+
+impl<W: Write> RowSink for CopySink<W> {
+    fn row(&mut self, cells: &[Cell]) -> Result<(), WarehouseError> {
+        self.line.clear();
+        if let Some(number) = self.numbered.as_mut() {
+            *number += 1;
+            self.line
+                .extend_from_slice(self.digits.format(*number).as_bytes());
+            self.line.push(b'\t');
+        }
+        for (i, cell) in cells.iter().enumerate() {
+            if i > 0 {
+                self.line.push(b'\t');
+            }
+            match cell {
+                Cell::Null => self.line.extend_from_slice(b"\\N"),
+                Cell::Text(text) => {
+                    for b in text.bytes() {
+                        match b {
+                            b'\\' => self.line.extend_from_slice(b"\\\\"),
+                            b'\t' => self.line.extend_from_slice(b"\\t"),
+                            b'\n' => self.line.extend_from_slice(b"\\n"),
+                            b'\r' => self.line.extend_from_slice(b"\\r"),
+                            other => self.line.push(other),
+                        }
+                    }
+                }
+                Cell::Number(n) => self.line.extend_from_slice(n.as_bytes()),
+                Cell::Integer(i) => self.line.extend_from_slice(self.digits.format(*i).as_bytes()),
+                Cell::Date(d) => {
+                    let _ = write!(self.line, "{}", d.format("%Y-%m-%d"));
+                }
+            }
+        }
+        self.line.push(b'\n');
+        self.out.write_all(&self.line).map_err(database)
+    }
+}
+
+/// COPY streams the fact rows are spread over: two backends parse and store them on both cores (a single COPY
+/// keeps one server core busy while the other idles between the loader's own threads).
+const FACT_STREAMS: usize = 2;
+/// Bytes of COPY text sent to one stream at a time: whole lines, enough that switching streams costs nothing.
+const CHUNK_BYTES: usize = 256 * 1024;
+
+/// Lines of COPY text dealt out in chunks, in turn, to the threads that write the streams.
+struct Streams {
+    senders: Vec<SyncSender<Vec<u8>>>,
+    next: usize,
+    chunk: Vec<u8>,
+}
+
+impl Streams {
+    fn send(&mut self) -> std::io::Result<()> {
+        if self.chunk.is_empty() {
+            return Ok(());
+        }
+        let chunk = std::mem::replace(&mut self.chunk, Vec::with_capacity(CHUNK_BYTES + 4096));
+        let sender = &self.senders[self.next % self.senders.len()];
+        self.next += 1;
+        sender
+            .send(chunk)
+            .map_err(|_| std::io::Error::new(std::io::ErrorKind::BrokenPipe, "a COPY stream ended"))
+    }
+}
+
+impl Write for Streams {
+    /// `CopySink` writes one whole line per call, so a chunk always ends at a line's end.
+    fn write(&mut self, line: &[u8]) -> std::io::Result<usize> {
+        self.chunk.extend_from_slice(line);
+        if self.chunk.len() >= CHUNK_BYTES {
+            self.send()?;
+        }
+        Ok(line.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.send()
+    }
+}
+
+impl PostgresWarehouse {
+    /// Streams the fact rows of `fill` into `table`'s staging table over one COPY per client, each row numbered
+    /// (from 1, in the CSV's order) in the fact key. Every stream commits only when all rows were written; on any
+    /// error the streams are dropped unfinished, which aborts them.
+    fn copy_facts(
+        clients: Vec<&mut postgres::Client>,
+        table: &TableLayout,
+        fill: &mut dyn FnMut(&mut dyn RowSink) -> Result<(), WarehouseError>,
+    ) -> Result<(), WarehouseError> {
+        let statement = format!(
+            "COPY {} ({}, {}) FROM STDIN",
+            quote_identifier(&staging_name(&table.name)),
+            quote_identifier(FACT_KEY),
+            column_list(table)
+        );
+        let complete = AtomicBool::new(false);
+        std::thread::scope(|scope| {
+            let mut senders = Vec::new();
+            let mut streams = Vec::new();
+            for client in clients {
+                let mut writer = client.copy_in(&statement).map_err(pg)?;
+                let (sender, chunks) = sync_channel::<Vec<u8>>(2);
+                senders.push(sender);
+                let complete = &complete;
+                streams.push(scope.spawn(move || -> Result<(), WarehouseError> {
+                    for chunk in chunks {
+                        writer.write_all(&chunk).map_err(database)?;
+                    }
+                    if complete.load(Ordering::Acquire) {
+                        writer.finish().map_err(pg)?;
+                    }
+                    Ok(())
+                }));
+            }
+            let mut sink = CopySink {
+                out: Streams {
+                    senders,
+                    next: 0,
+                    chunk: Vec::with_capacity(CHUNK_BYTES + 4096),
+                },
+                line: Vec::with_capacity(1024),
+                numbered: Some(0),
+                digits: itoa::Buffer::new(),
+            };
+            let filled = fill(&mut sink).and_then(|()| sink.out.flush().map_err(database));
+            if filled.is_ok() {
+                complete.store(true, Ordering::Release);
+            }
+            // Closing the channels ends the streams: finished if every row went, aborted otherwise.
+            drop(sink);
+            let mut stream_error = None;
+            for stream in streams {
+                let ended = stream
+                    .join()
+                    .unwrap_or_else(|_| Err(WarehouseError::Database("a COPY stream panicked".into())));
+                if let Err(e) = ended {
+                    stream_error.get_or_insert(e);
+                }
+            }
+            match (filled, stream_error) {
+                (Err(WarehouseError::Stopped), _) => Err(WarehouseError::Stopped),
+                (_, Some(e)) => Err(e),
+                (filled, None) => filled,
+            }
+        })
+    }
+}
+
+impl Warehouse for PostgresWarehouse {
+    fn stage(&self, layout: &StarLayout, feed: &mut dyn StagingFeed) -> Result<(), WarehouseError> {
+        let mut client = self.connect()?;
+        let fact = &layout.fact.name;
+        let leftovers = package_tables(Self::tables(&mut client, fact)?, fact, Tables::Staging);
+        client
+            .batch_execute(&script(&[
+                drop_sql(&leftovers),
+                // The row ids are written with the rows, and the primary key built once they are all in: keeping
+                // an identity sequence and a B-tree up to date row by row cost the server more than the COPY itself.
+                create_staging_sql(layout, &format!("{} BIGINT NOT NULL", quote_identifier(FACT_KEY))),
+            ]))
+            .map_err(pg)?;
+        let mut filled = || -> Result<(), WarehouseError> {
+            let mut others = (1..FACT_STREAMS)
+                .map(|_| self.connect())
+                .collect::<Result<Vec<_>, _>>()?;
+            let mut clients: Vec<&mut postgres::Client> = vec![&mut client];
+            clients.extend(others.iter_mut());
+            Self::copy_facts(clients, &layout.fact, &mut |sink| feed.facts(sink))?;
+            drop(others);
+            client
+                .batch_execute(&format!(
+                    "ALTER TABLE {} ADD PRIMARY KEY ({})",
+                    quote_identifier(&staging_name(fact)),
+                    quote_identifier(FACT_KEY)
+                ))
+                .map_err(pg)?;
+            for (i, dimension) in layout.dimensions.iter().enumerate() {
+                Self::copy(&mut client, dimension, &mut |sink| feed.dimension(i, sink))?;
+            }
+            // Fresh statistics for the (small) dimension tables before the swap, so os-api's first joins plan
+            // well; the fact table is left to autovacuum's analyze, which a bulk load triggers anyway, because
+            // sampling it here cost a third of the load's time in the benchmark.
+            let staging: Vec<String> = layout
+                .dimensions
+                .iter()
+                .map(|t| format!("ANALYZE {}", quote_identifier(&staging_name(&t.name))))
+                .collect();
+            client.batch_execute(&script(&staging)).map_err(pg)
+        };
+        let result = filled();
+        // Closing the connection ends an interrupted COPY and releases its locks on the staging tables.
+        drop(client);
+        if result.is_err() {
+            let staging: Vec<String> = layout.table_names().iter().map(|t| staging_name(t)).collect();
+            let dropped = self
+                .connect()
+                .and_then(|mut c| c.batch_execute(&drop_sql(&staging)).map_err(pg));
+            if let Err(e) = dropped {
+                tracing::error!(error = %e, "could not drop the staging tables of a failed load");
+            }
+        }
+        result
+    }
+
+    fn swap(&self, layout: &StarLayout, job_id: i64) -> Result<(), WarehouseError> {
+        let mut client = self.connect()?;
+        let mut tx = client.transaction().map_err(pg)?;
+        let status: Option<String> = tx
+            .query_opt(
+                "SELECT status FROM load_jobs WHERE id = $1 FOR UPDATE",
+                &[&job_id],
+            )
+            .map_err(pg)?
+            .map(|row| row.get(0));
+        if status.as_deref().is_none_or(is_terminal) {
+            return Err(WarehouseError::JobEnded);
+        }
+        let fact = &layout.fact.name;
+        let current = package_tables(Self::tables(&mut tx, fact)?, fact, Tables::Current);
+        let mut sql = vec![drop_sql(&current)];
+        for table in layout.table_names() {
+            let staging = staging_name(table);
+            sql.push(format!(
+                "ALTER TABLE {} RENAME TO {}",
+                quote_identifier(&staging),
+                quote_identifier(table)
+            ));
+            sql.push(format!(
+                "ALTER INDEX IF EXISTS {} RENAME TO {}",
+                quote_identifier(&format!("{staging}_pkey")),
+                quote_identifier(&format!("{table}_pkey"))
+            ));
+        }
+        tx.batch_execute(&script(&sql)).map_err(pg)?;
+        tx.commit().map_err(pg)
+    }
+
+    fn drop_staging(&self, fact_table: &str) -> Result<(), WarehouseError> {
+        let mut client = self.connect()?;
+        let staging = package_tables(
+            Self::tables(&mut client, fact_table)?,
+            fact_table,
+            Tables::Staging,
+        );
+        client.batch_execute(&drop_sql(&staging)).map_err(pg)
+    }
+
+    fn drop_tables(&self, fact_table: &str) -> Result<(), WarehouseError> {
+        let mut client = self.connect()?;
+        let tables = package_tables(Self::tables(&mut client, fact_table)?, fact_table, Tables::All);
+        client.batch_execute(&drop_sql(&tables)).map_err(pg)
+    }
+
+    fn count_rows(&self, table: &str) -> Result<i64, WarehouseError> {
+        let mut client = self.connect()?;
+        let row = client
+            .query_one(&format!("SELECT count(*) FROM {}", quote_identifier(table)), &[])
+            .map_err(pg)?;
+        Ok(row.get(0))
+    }
+
+    fn tables_with_prefix(&self, prefix: &str) -> Result<Vec<String>, WarehouseError> {
+        let mut client = self.connect()?;
+        Self::tables(&mut client, prefix)
+    }
+}
+
+/// A server that went away (the connection closed, an operator's shutdown or restart, a connection exception)
+/// is unavailable, worth trying again; anything else is the statement's own failure.
+fn pg(error: postgres::Error) -> WarehouseError {
+    let class = error.code().map(|state| &state.code()[..2]);
+    if error.is_closed() || matches!(class, Some("08" | "57")) {
+        WarehouseError::Unavailable(error.to_string())
+    } else {
+        WarehouseError::Database(error.to_string())
+    }
+}
