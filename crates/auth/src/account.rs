@@ -96,12 +96,12 @@ impl Accounts {
 
     /// The profile of a verified user; `None` when the user no longer exists. Read at most every few seconds
     /// per user (`recent::PROFILE_TTL`).
-    pub async fn profile(&self, user: &UserClaims) -> Result<Option<Profile>, AccountError> {
+    pub async fn profile(&self, user: &UserId) -> Result<Option<Profile>, AccountError> {
         let now = self.clock.now();
-        if let Some(profile) = self.recent.profile(&user.userid, now) {
+        if let Some(profile) = self.recent.profile(user, now) {
             return Ok(Some(profile));
         }
-        let profile = self.users.get(&user.userid).await?;
+        let profile = self.users.get(user).await?;
         if let Some(profile) = &profile {
             self.recent.remember_profile(profile, now);
         }

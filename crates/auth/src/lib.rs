@@ -8,19 +8,23 @@
 //! - [`bundle`]: the original service's `OS_CONDUCTOR_SECRETS_0..3` bundle.
 //! - [`oidc`]: the OpenID Connect login flow.
 //! - [`account`]: what the `/user` endpoints do, with the short-lived caches of [`recent`].
+//! - [`api_keys`]: personal API keys for scripts, rate-limited through the [`rate`] counter port.
 
 pub mod account;
 #[cfg(feature = "actix")]
 pub mod actix;
+pub mod api_keys;
 pub mod bundle;
 pub mod keys;
 pub mod oidc;
+pub mod rate;
 pub mod recent;
 pub mod redirect;
 pub mod tokens;
 pub mod verifier;
 
 pub use account::{AccountError, Accounts, Authorization};
+pub use api_keys::{ApiKeyError, ApiKeys, is_api_key};
 pub use bundle::SecretsBundle;
 pub use keys::{KeyError, KeySet, PublicKey};
 pub use redirect::{RedirectAllowlist, RedirectError, deliver_token};

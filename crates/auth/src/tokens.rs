@@ -69,6 +69,10 @@ pub struct PermissionClaims {
     pub exp: i64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub aud: Option<String>,
+    /// The id of the API key the token was issued for, when it was: our own endpoints check that the key is
+    /// still live on every use, so revoking a key stops its tokens here at once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_key: Option<String>,
 }
 
 impl PermissionClaims {
@@ -216,7 +220,37 @@ impl TokenIssuer {
         now: Timestamp,
     ) -> Result<String, TokenError> {
         let (iat, exp) = self.window(now, self.policy.permission_ttl);
-        let claims = PermissionClaims {
+        self.sign(&self.permission_claims(userid, service, permissions, (iat, exp)))
+    }
+
+    /// A permission token for an API key: it names the key, lives at most `ttl` (shorter than a user's, as other
+    /// services cannot ask whether the key was revoked) and never past the key's own expiry.
+    pub fn issue_key_permission(
+        &self,
+        userid: &UserId,
+        service: &str,
+        permissions: Map<String, Value>,
+        key: (&str, Option<Timestamp>),
+        ttl: Duration,
+        now: Timestamp,
+    ) -> Result<String, TokenError> {
+        let (iat, mut exp) = self.window(now, ttl.min(self.policy.permission_ttl));
+        if let Some(expires) = key.1 {
+            exp = exp.min(expires.as_millis() / 1000);
+        }
+        let mut claims = self.permission_claims(userid, service, permissions, (iat, exp));
+        claims.api_key = Some(key.0.to_owned());
+        self.sign(&claims)
+    }
+
+    fn permission_claims(
+        &self,
+        userid: &UserId,
+        service: &str,
+        permissions: Map<String, Value>,
+        (iat, exp): (i64, i64),
+    ) -> PermissionClaims {
+        PermissionClaims {
             typ: PERMISSION_TOKEN.into(),
             userid: userid.clone(),
             service: service.to_owned(),
@@ -225,8 +259,8 @@ impl TokenIssuer {
             iat,
             exp,
             aud: self.policy.permission_aud.then(|| service.to_owned()),
-        };
-        self.sign(&claims)
+            api_key: None,
+        }
     }
 
     pub fn verify_user(&self, token: &str, now: Timestamp) -> Result<UserClaims, TokenError> {
@@ -457,6 +491,12 @@ mod tests {
         assert_eq!(
             issuer.verify_user(&forge(jwk, user_claims()), NOW),
             Err(TokenError::ForbiddenHeader("jwk"))
+        );
+        let mut x5c = our_header();
+        x5c.x5c = Some(vec!["MIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEA".into()]);
+        assert_eq!(
+            issuer.verify_user(&forge(x5c, user_claims()), NOW),
+            Err(TokenError::ForbiddenHeader("x5c"))
         );
     }
 

@@ -60,6 +60,8 @@ struct Jwks {
     url: Url,
     client: reqwest::Client,
     cache: RwLock<(HashMap<String, DecodingKey>, Instant)>,
+    /// The least time between two fetches ([`MIN_REFRESH_INTERVAL`] unless set).
+    interval: Duration,
 }
 
 /// A snapshot of JWKS keys by `kid`.
@@ -108,6 +110,7 @@ impl Verifier {
             url,
             client,
             cache: RwLock::new((keys, Instant::now())),
+            interval: MIN_REFRESH_INTERVAL,
         };
         Ok(Self {
             keys: Keys::Jwks(jwks),
@@ -120,6 +123,15 @@ impl Verifier {
     #[must_use]
     pub fn with_issuer(mut self, issuer: impl Into<String>) -> Self {
         self.issuer = Some(issuer.into());
+        self
+    }
+
+    /// Fetch the JWKS again at most this often (default [`MIN_REFRESH_INTERVAL`]); no effect on a PEM verifier.
+    #[must_use]
+    pub fn with_refresh_interval(mut self, interval: Duration) -> Self {
+        if let Keys::Jwks(jwks) = &mut self.keys {
+            jwks.interval = interval;
+        }
         self
     }
 
@@ -195,7 +207,7 @@ impl Jwks {
     /// Fetches the keys again unless that was done recently; returns whether it did.
     async fn refresh(&self) -> Result<bool, VerifyError> {
         let mut cache = self.cache.write().await;
-        if cache.1.elapsed() < MIN_REFRESH_INTERVAL {
+        if cache.1.elapsed() < self.interval {
             return Ok(false);
         }
         // Whatever the outcome, wait the interval before the next attempt.
@@ -259,7 +271,106 @@ pub fn request_token<'a>(
 
 #[cfg(test)]
 mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use secrecy::ExposeSecret;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
     use super::*;
+    use crate::keys::KeySet;
+    use conductor_core::UserId;
+
+    use crate::tokens::{TokenIssuer, TokenPolicy};
+
+    /// A JWKS server whose key set the test replaces, counting the fetches.
+    async fn jwks_server(served: Arc<std::sync::Mutex<String>>, fetches: Arc<AtomicUsize>) -> Url {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = Url::parse(&format!("http://{}/jwks.json", listener.local_addr().unwrap())).unwrap();
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                let mut request = [0u8; 4096];
+                let _ = socket.read(&mut request).await;
+                fetches.fetch_add(1, Ordering::SeqCst);
+                let body = served.lock().unwrap().clone();
+                let answer = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = socket.write_all(answer.as_bytes()).await;
+            }
+        });
+        url
+    }
+
+    fn issuer(keys: &Arc<KeySet>) -> TokenIssuer {
+        TokenIssuer::new(
+            keys.clone(),
+            TokenPolicy {
+                issuer: "http://127.0.0.1:8000/".into(),
+                user_ttl: Duration::from_secs(3600),
+                permission_ttl: Duration::from_secs(3600),
+                permission_aud: false,
+            },
+        )
+    }
+
+    #[tokio::test]
+    async fn an_unknown_kid_refetches_the_jwks_at_most_once_an_interval() {
+        assert_eq!(
+            MIN_REFRESH_INTERVAL,
+            Duration::from_secs(30),
+            "the default the README promises"
+        );
+        let generate = || {
+            let pair = KeySet::generate().unwrap();
+            Arc::new(KeySet::from_pems(pair.private_pem.expose_secret(), None, vec![]).unwrap())
+        };
+        let (old, new, other) = (generate(), generate(), generate());
+        let served = Arc::new(std::sync::Mutex::new(serde_json::to_string(&old.jwks()).unwrap()));
+        let fetches = Arc::new(AtomicUsize::new(0));
+        let url = jwks_server(served.clone(), fetches.clone()).await;
+        let verifier = Verifier::from_jwks_url(url)
+            .await
+            .unwrap()
+            .with_refresh_interval(Duration::from_millis(300));
+        let now = SystemClock.now();
+        let user = UserId::from_email("ada@example.test");
+        let by_old = issuer(&old).issue_user(&user, now).unwrap();
+        verifier.verify_user(&by_old).await.unwrap();
+        assert_eq!(fetches.load(Ordering::SeqCst), 1);
+
+        // The service rotates: the new key is published as current, the old one as retired.
+        let mut rotated = new.jwks();
+        rotated.keys.extend(old.jwks().keys);
+        *served.lock().unwrap() = serde_json::to_string(&rotated).unwrap();
+        let by_new = issuer(&new).issue_user(&user, now).unwrap();
+        assert!(
+            matches!(
+                verifier.verify_user(&by_new).await,
+                Err(VerifyError::Token(TokenError::UnknownKey))
+            ),
+            "within the interval of the last fetch, nothing is fetched"
+        );
+        assert_eq!(fetches.load(Ordering::SeqCst), 1);
+        tokio::time::sleep(Duration::from_millis(350)).await;
+        verifier
+            .verify_user(&by_new)
+            .await
+            .expect("an unknown kid fetches the keys again");
+        verifier
+            .verify_user(&by_old)
+            .await
+            .expect("the retired key still verifies");
+        assert_eq!(fetches.load(Ordering::SeqCst), 2);
+        let by_other = issuer(&other).issue_user(&user, now).unwrap();
+        assert!(verifier.verify_user(&by_other).await.is_err());
+        assert!(verifier.verify_user(&by_other).await.is_err());
+        assert_eq!(
+            fetches.load(Ordering::SeqCst),
+            2,
+            "a flood of unknown kids costs no fetch within the interval"
+        );
+    }
 
     #[test]
     fn the_token_comes_from_bearer_then_auth_token_then_jwt() {

@@ -3,6 +3,7 @@
 
 use async_trait::async_trait;
 
+use crate::api_key::ApiKey;
 use crate::clock::Timestamp;
 use crate::ids::{PackageId, UserId};
 use crate::records::{
@@ -55,6 +56,22 @@ pub trait PermissionRepository: Send + Sync {
     async fn delete(&self, grantee: &Grantee, service: &str) -> RepoResult<bool>;
     /// Every row, or one grantee's, ordered by grantee then service.
     async fn list(&self, grantee: Option<&Grantee>) -> RepoResult<Vec<PermissionGrant>>;
+}
+
+#[async_trait]
+pub trait ApiKeyRepository: Send + Sync {
+    /// Stores a new key; `Conflict` when its id is taken.
+    async fn create(&self, key: &ApiKey) -> RepoResult<()>;
+    async fn get(&self, id: &str) -> RepoResult<Option<ApiKey>>;
+    /// One owner's keys, or everyone's, revoked ones included, newest first.
+    async fn list(&self, owner: Option<&UserId>) -> RepoResult<Vec<ApiKey>>;
+    /// Marks a key revoked (only `owner`'s, when given); returns whether a key not yet revoked was found.
+    async fn revoke(&self, id: &str, owner: Option<&UserId>, now: Timestamp) -> RepoResult<bool>;
+    /// How many of `owner`'s keys are neither revoked nor expired at `now`.
+    async fn count_live(&self, owner: &UserId, now: Timestamp) -> RepoResult<u64>;
+    /// Records that the key was used, writing only when the last record is older than `coarser_than` ms, so a
+    /// busy key does not cost a write per request.
+    async fn touch(&self, id: &str, now: Timestamp, coarser_than: i64) -> RepoResult<()>;
 }
 
 #[async_trait]

@@ -185,57 +185,15 @@ fn datastore_token(holder: Holder<'_>) -> std::result::Result<(), Denied> {
     }
 }
 
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
+
 #[cfg(test)]
 mod tests {
-    use std::collections::HashMap;
-    use std::sync::Mutex;
-
-    use async_trait::async_trait;
-    use conductor_core::repo::RepoResult;
     use serde_json::json;
 
     use super::*;
-
-    /// An in-memory repository: the policy's logic is tested here; the SQL adapters have their own contract suite.
-    #[derive(Default)]
-    struct InMemory(Mutex<HashMap<(String, String), PermissionGrant>>);
-
-    #[async_trait]
-    impl PermissionRepository for InMemory {
-        async fn get(&self, grantee: &Grantee, service: &str) -> RepoResult<Option<PermissionGrant>> {
-            Ok(self
-                .0
-                .lock()
-                .unwrap()
-                .get(&(grantee.to_string(), service.to_owned()))
-                .cloned())
-        }
-        async fn for_user(&self, user: &UserId, service: &str) -> RepoResult<Vec<PermissionGrant>> {
-            let map = self.0.lock().unwrap();
-            Ok([Grantee::EVERYONE.to_owned(), user.to_string()]
-                .into_iter()
-                .filter_map(|grantee| map.get(&(grantee, service.to_owned())).cloned())
-                .collect())
-        }
-        async fn put(&self, grant: &PermissionGrant) -> RepoResult<()> {
-            self.0
-                .lock()
-                .unwrap()
-                .insert((grant.grantee.to_string(), grant.service.clone()), grant.clone());
-            Ok(())
-        }
-        async fn delete(&self, grantee: &Grantee, service: &str) -> RepoResult<bool> {
-            Ok(self
-                .0
-                .lock()
-                .unwrap()
-                .remove(&(grantee.to_string(), service.to_owned()))
-                .is_some())
-        }
-        async fn list(&self, _: Option<&Grantee>) -> RepoResult<Vec<PermissionGrant>> {
-            Ok(self.0.lock().unwrap().values().cloned().collect())
-        }
-    }
+    use crate::testing::InMemoryGrants as InMemory;
 
     fn object(value: Value) -> Permissions {
         value.as_object().cloned().unwrap()
