@@ -94,6 +94,9 @@ pub struct AuthorizedFile {
     pub upload_url: String,
     /// The query to add to `upload_url`, as a dict of lists (clients take the first of each).
     pub upload_query: BTreeMap<String, Vec<String>>,
+    /// The datastore already holds this file (same key, length and MD5): a client may skip its upload. Not in
+    /// the original's answer; its clients ignore it.
+    pub stored: bool,
 }
 
 /// A file to sign for: validated key, length, MD5 (base64) and content type.
@@ -136,6 +139,8 @@ pub trait UploadSigner: Send + Sync {
     async fn presign_get(&self, _url: &url::Url) -> Result<Option<url::Url>> {
         Ok(None)
     }
+    /// Whether the store holds an object at the upload's key with its length and MD5 already.
+    async fn holds(&self, upload: &UploadSpec) -> Result<bool>;
 }
 
 /// Upload limits from `datastore.*`.
@@ -210,6 +215,11 @@ impl Datastore {
         for (path, file) in &request.filedata {
             let upload = self.check_file(&owner, &dataset, path, file)?;
             let signed = self.signer.sign_put(&upload, now, expires_at).await?;
+            // A store that cannot tell only costs the client an upload it could have skipped.
+            let stored = self.signer.holds(&upload).await.unwrap_or_else(|error| {
+                tracing::warn!(key = upload.key.as_str(), %error, "could not check for a stored copy");
+                false
+            });
             let mut upload_query: BTreeMap<String, Vec<String>> = BTreeMap::new();
             for (key, value) in signed.query {
                 upload_query.entry(key).or_default().push(value);
@@ -223,6 +233,7 @@ impl Datastore {
                     content_type: upload.content_type,
                     upload_url: signed.url,
                     upload_query,
+                    stored,
                 },
             );
         }

@@ -27,6 +27,9 @@ const INCOMING: &str = ".incoming";
 /// Where each object's signed content type is kept, under the object's key (owners are hex ids, so no key can
 /// reach in here).
 const TYPES: &str = ".types";
+/// Where each object's MD5 (base64, as signed) is kept, under the object's key, so a client can skip uploading a
+/// file that is already here.
+const DIGESTS: &str = ".digests";
 /// What a stored object without a recorded type is served as: bytes, never something a browser runs.
 const UNKNOWN_TYPE: &str = "application/octet-stream";
 /// The secret's length in bytes.
@@ -170,7 +173,7 @@ impl LocalDatastore {
             .join(format!("{}.part", temporary_name()?));
         let outcome = self.write_checked(&temporary, body, length, md5).await;
         let outcome = match outcome {
-            Ok(()) => self.move_into_place(&temporary, key, content_type).await,
+            Ok(()) => self.move_into_place(&temporary, key, content_type, md5).await,
             Err(error) => Err(error),
         };
         if outcome.is_err() {
@@ -213,19 +216,24 @@ impl LocalDatastore {
         Ok(())
     }
 
-    /// Records the object's type, then renames the object into place: each rename is atomic, and a type left
-    /// ahead of its object by a crash names what the next upload of that key signs anyway.
+    /// Records the object's type, drops its recorded digest, renames the object into place, then records its
+    /// digest: each rename is atomic, a type left ahead of its object by a crash names what the next upload of
+    /// that key signs anyway, and a digest is only ever recorded for the object it describes (a crash between
+    /// the steps leaves none, which costs one upload).
     async fn move_into_place(
         &self,
         temporary: &Path,
         key: &ObjectKey,
         content_type: &str,
+        md5: &str,
     ) -> std::result::Result<(), UploadError> {
         let type_file = self.root.join(TYPES).join(key.as_str());
+        let digest_file = self.root.join(DIGESTS).join(key.as_str());
         let type_temporary = temporary.with_extension("type");
+        let digest_temporary = temporary.with_extension("md5");
         tokio::fs::write(&type_temporary, content_type).await?;
         let destination = self.root.join(key.as_str());
-        for file in [&type_file, &destination] {
+        for file in [&type_file, &digest_file, &destination] {
             if let Some(parent) = file.parent() {
                 tokio::fs::create_dir_all(parent).await?;
             }
@@ -234,7 +242,19 @@ impl LocalDatastore {
             let _ = tokio::fs::remove_file(&type_temporary).await;
             return Err(error.into());
         }
+        match tokio::fs::remove_file(&digest_file).await {
+            Err(error) if error.kind() != std::io::ErrorKind::NotFound => return Err(error.into()),
+            _ => {}
+        }
         tokio::fs::rename(temporary, &destination).await?;
+        let recorded = async {
+            tokio::fs::write(&digest_temporary, md5).await?;
+            tokio::fs::rename(&digest_temporary, &digest_file).await
+        };
+        if let Err(error) = recorded.await {
+            let _ = tokio::fs::remove_file(&digest_temporary).await;
+            tracing::warn!(key = key.as_str(), %error, "could not record the object's digest");
+        }
         Ok(())
     }
 
@@ -289,6 +309,17 @@ impl UploadSigner for LocalDatastore {
         let decoded = percent_encoding::percent_decode_str(encoded).decode_utf8().ok()?;
         let key = ObjectKey::parse(&decoded).ok()?;
         self.object_path(&key).ok()
+    }
+
+    async fn holds(&self, upload: &UploadSpec) -> Result<bool> {
+        let Ok(metadata) = tokio::fs::metadata(self.root.join(upload.key.as_str())).await else {
+            return Ok(false);
+        };
+        if metadata.len() != upload.length {
+            return Ok(false);
+        }
+        let recorded = tokio::fs::read_to_string(self.root.join(DIGESTS).join(upload.key.as_str())).await;
+        Ok(recorded.is_ok_and(|md5| md5 == upload.md5))
     }
 
     async fn check(&self) -> Result<()> {
@@ -422,6 +453,7 @@ mod tests {
         let store = store(dir.path());
         let data: &'static [u8] = b"year,amount\n2014,12.5\n";
         let (spec, signed) = signed(&store, data).await;
+        assert!(!store.holds(&spec).await.unwrap(), "nothing is stored yet");
         assert!(
             signed
                 .url
@@ -435,6 +467,12 @@ mod tests {
         );
         assert_eq!(store.incoming().unwrap(), 0);
         assert_eq!(store.object_type(&spec.key).await, "text/csv");
+        assert!(store.holds(&spec).await.unwrap(), "the same file is held now");
+        let other = upload(b"year,amount\n2014,99.5\n");
+        assert!(
+            !store.holds(&other).await.unwrap(),
+            "another MD5 at the same key is not"
+        );
     }
 
     #[tokio::test]

@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 
 use async_trait::async_trait;
+use base64::Engine;
 use conductor_core::{Timestamp, UserId};
 use s3::creds::Credentials;
 use s3::{Bucket, Region};
@@ -149,6 +150,22 @@ impl UploadSigner for S3Datastore {
         Url::parse(&presigned)
             .map(Some)
             .map_err(|e| DatastoreError::Signing(e.to_string()))
+    }
+
+    async fn holds(&self, upload: &UploadSpec) -> Result<bool> {
+        let Ok(md5) = base64::engine::general_purpose::STANDARD.decode(&upload.md5) else {
+            return Ok(false);
+        };
+        let hex: String = md5.iter().map(|b| format!("{b:02x}")).collect();
+        match self.bucket.head_object(upload.key.as_str()).await {
+            // A single-part upload's ETag is its MD5 in hex; a multipart one's never matches (it has `-<parts>`).
+            Ok((head, 200)) => Ok(head.content_length == i64::try_from(upload.length).ok()
+                && head
+                    .e_tag
+                    .is_some_and(|tag| tag.trim_matches('"').eq_ignore_ascii_case(&hex))),
+            Ok(_) | Err(s3::error::S3Error::HttpFailWithBody(404, _)) => Ok(false),
+            Err(error) => Err(DatastoreError::Unavailable(error.to_string())),
+        }
     }
 
     async fn check(&self) -> Result<()> {
