@@ -108,10 +108,12 @@ pub fn babbage_model(fdp: &FdpModel, fact_table: &str) -> Value {
         }
     }
     let mut measures = Map::new();
-    for (slug, measure) in fdp.model["measures"].as_object().unwrap_or(&empty) {
+    for (name, measure) in fdp.model["measures"].as_object().unwrap_or(&empty) {
+        // The fact column is the measure's source (a package's own model may name a measure otherwise).
+        let column = measure["source"].as_str().unwrap_or(name);
         measures.insert(
-            slug.clone(),
-            json!({"column": slug, "label": measure["title"], "type": type_of(slug)}),
+            name.clone(),
+            json!({"column": column, "label": measure["title"], "type": type_of(column)}),
         );
     }
     json!({"fact_table": fact_table, "dimensions": dimensions, "hierarchies": hierarchies, "measures": measures})

@@ -100,15 +100,15 @@ pub fn plan(vocabulary: &Vocabulary, descriptor: &Value) -> Result<LoadPlan, Vec
             .flat_map(fields_of)
             .any(|f| f.get("osType").is_some());
         let message = if legacy_types {
-            "this package describes its fields with `osType` (the format before 2018); map them to `columnType` \
-             (os-packager does this) and upload again"
+            "this package describes its fields with `osType` (the format before 2018); translate it first \
+             (`conductor package convert` prints the current form)"
         } else if descriptor
             .get("model")
             .or_else(|| descriptor.get("mapping"))
             .is_some()
         {
-            "this is a Fiscal Data Package 0.3 (a top-level `model`, no `columnType` on the fields); give each \
-             field its `columnType` (os-packager does this) and upload again"
+            "this is a Fiscal Data Package 0.3 (a top-level `model`, no `columnType` on the fields); translate it \
+             first (`conductor package convert` prints the current form)"
         } else if resources.is_empty() {
             "the datapackage has no resources"
         } else {
@@ -292,7 +292,8 @@ mod tests {
     }
 
     #[test]
-    fn older_formats_get_a_message_saying_so() {
+    fn older_formats_untranslated_get_a_message_saying_so() {
+        // `plan` reads the current form; `older::translate` runs before it on every load.
         let vocabulary = Vocabulary::embedded().unwrap();
         let problems = plan(&vocabulary, &fixture("boost-moldova")).unwrap_err();
         assert!(problems[0].message.contains("osType"), "{problems:?}");

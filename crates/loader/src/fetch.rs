@@ -33,6 +33,24 @@ pub enum FetchError {
     NotFound(String),
 }
 
+impl FetchError {
+    /// The same error naming `url` instead: a signed URL's query is a credential, and a failed load's reason is
+    /// shown to anyone who asks `/package/status`.
+    fn naming(self, url: &Url) -> Self {
+        let url = url.to_string();
+        match self {
+            Self::InvalidUrl(_) => Self::InvalidUrl(url),
+            Self::Scheme(_) => Self::Scheme(url),
+            Self::NotAllowed(_) => Self::NotAllowed(url),
+            Self::ForbiddenAddress { host, address, .. } => Self::ForbiddenAddress { url, host, address },
+            Self::Status { status, .. } => Self::Status { url, status },
+            Self::TooLarge { limit, .. } => Self::TooLarge { url, limit },
+            Self::Failed { reason, .. } => Self::Failed { url, reason },
+            Self::NotFound(_) => Self::NotFound(url),
+        }
+    }
+}
+
 /// Why a URL may be read.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Trust {
@@ -260,7 +278,9 @@ impl<R: Source> Source for DatastoreFirst<R> {
             (Trust::OperatorFile, _) => url.to_file_path().ok(),
             (Trust::Datastore, Some(datastore)) => match datastore.locate(url) {
                 Some(Located::File(path)) => Some(path),
-                Some(Located::Signed(signed)) => return self.remote.open(&signed, policy),
+                Some(Located::Signed(signed)) => {
+                    return self.remote.open(&signed, policy).map_err(|e| e.naming(url));
+                }
                 None => None,
             },
             _ => return self.remote.open(url, policy),
@@ -442,142 +462,10 @@ mod http {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
+#[cfg(feature = "http")]
+#[path = "fetch_http_tests.rs"]
+mod http_tests;
 
-    fn url(raw: &str) -> Url {
-        Url::parse(raw).unwrap()
-    }
-
-    fn policy() -> FetchPolicy {
-        FetchPolicy::new(
-            &["http://127.0.0.1:8000/datastore/files/0123456789abcdef0123456789abcdef".into()],
-            &[
-                "https://data.example.org/open/".into(),
-                "http://127.0.0.1:9999/".into(),
-            ],
-            1024,
-        )
-    }
-
-    #[test]
-    fn only_the_owners_prefix_and_the_allowlist_pass() {
-        let p = policy();
-        let own = "http://127.0.0.1:8000/datastore/files/0123456789abcdef0123456789abcdef/d/datapackage.json";
-        assert_eq!(p.check(&url(own)).unwrap(), Trust::Datastore);
-        assert_eq!(
-            p.check(&url("https://data.example.org/open/x.csv")).unwrap(),
-            Trust::Allowlisted
-        );
-        assert_eq!(
-            p.check(&url("http://127.0.0.1:9999/slow.csv")).unwrap(),
-            Trust::Allowlisted
-        );
-        for refused in [
-            "http://127.0.0.1:8000/datastore/files/0123456789abcdef0123456789abcdefX/d/datapackage.json",
-            "http://127.0.0.1:8000/datastore/files/0123456789abcdef0123456789abcdef/../ffffffffffffffffffffffffffffffff/d.json",
-            "http://127.0.0.1:8000/datastore/files/0123456789abcdef0123456789abcdef/%2e%2e/x/y.json",
-            "http://127.0.0.1:8001/datastore/files/0123456789abcdef0123456789abcdef/d/datapackage.json",
-            "https://127.0.0.1:8000/datastore/files/0123456789abcdef0123456789abcdef/d/datapackage.json",
-            "https://data.example.org/openx/x.csv",
-            "https://data.example.org.evil.test/open/x.csv",
-            "https://user@data.example.org/open/x.csv",
-            "http://169.254.169.254/latest/meta-data/",
-        ] {
-            assert!(
-                matches!(p.check(&url(refused)), Err(FetchError::NotAllowed(_))),
-                "{refused}"
-            );
-        }
-        for scheme in [
-            "file:///etc/passwd",
-            "ftp://data.example.org/open/x",
-            "gopher://x/",
-        ] {
-            assert!(
-                matches!(p.check(&url(scheme)), Err(FetchError::Scheme(_))),
-                "{scheme}"
-            );
-        }
-    }
-
-    #[test]
-    fn files_pass_only_under_the_operators_folder() {
-        let p = policy();
-        assert!(matches!(
-            p.check(&url("file:///etc/passwd")),
-            Err(FetchError::Scheme(_))
-        ));
-        let root = tempfile::tempdir().unwrap();
-        let pkg = root.path().join("pkg");
-        std::fs::create_dir_all(&pkg).unwrap();
-        std::fs::create_dir_all(root.path().join("pkg2")).unwrap();
-        for file in ["pkg/datapackage.json", "pkg2/x.csv", "secret.csv"] {
-            std::fs::write(root.path().join(file), "x").unwrap();
-        }
-        std::os::unix::fs::symlink(root.path().join("secret.csv"), pkg.join("link.csv")).unwrap();
-        let p = p.with_operator_folder(&pkg);
-        let base = Url::from_directory_path(&pkg).unwrap();
-        let at = |relative: &str| Url::parse(&format!("{base}{relative}")).unwrap();
-        assert_eq!(p.check(&at("datapackage.json")).unwrap(), Trust::OperatorFile);
-        assert_eq!(
-            p.check(&at("../pkg/datapackage.json")).unwrap(),
-            Trust::OperatorFile
-        );
-        for refused in [
-            "../pkg2/x.csv",
-            "..%2Fsecret.csv",
-            "%2E%2E%2Fsecret.csv",
-            "link.csv",
-            "missing.csv",
-        ] {
-            assert!(p.check(&at(refused)).is_err(), "{refused}");
-        }
-        assert!(p.check(&url("file:///etc/passwd")).is_err());
-    }
-
-    #[test]
-    fn private_and_metadata_addresses_are_forbidden() {
-        for bad in [
-            "127.0.0.1",
-            "10.1.2.3",
-            "172.16.0.1",
-            "192.168.1.1",
-            "169.254.169.254",
-            "100.64.0.1",
-            "0.0.0.0",
-            "::1",
-            "fc00::1",
-            "fe80::1",
-            "::ffff:127.0.0.1",
-            "::ffff:169.254.169.254",
-            "255.255.255.255",
-        ] {
-            assert!(forbidden(bad.parse().unwrap()), "{bad}");
-        }
-        for good in [
-            "93.184.215.14",
-            "8.8.8.8",
-            "2606:4700::1111",
-            "64:ff9b::808:808",
-            "2002:808:808::1",
-        ] {
-            assert!(!forbidden(good.parse().unwrap()), "{good}");
-        }
-        let p = policy();
-        assert!(
-            p.address_allowed("127.0.0.1", "127.0.0.1".parse().unwrap()),
-            "the datastore's own host"
-        );
-        assert!(!p.address_allowed("evil.test", "127.0.0.1".parse().unwrap()));
-    }
-
-    #[test]
-    fn limited_streams_stop_past_the_limit() {
-        let mut exact = Limited::new(&b"12345"[..], 5);
-        let mut out = Vec::new();
-        assert!(exact.read_to_end(&mut out).is_ok());
-        let mut over = Limited::new(&b"123456"[..], 5);
-        assert!(over.read_to_end(&mut Vec::new()).is_err());
-    }
-}
+#[cfg(test)]
+#[path = "fetch_tests.rs"]
+mod tests;

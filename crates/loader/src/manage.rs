@@ -77,10 +77,7 @@ impl Loader {
             package.insert("private".into(), json!(!publish));
         }
         record.last_update = self.clock.now();
-        self.registry
-            .put(&record)
-            .await
-            .map_err(|e| LoadError::Database(e.to_string()))?;
+        self.registry.put(&record).await.map_err(LoadError::from)?;
         // What os-api may answer changed with the visibility: its cached answers go.
         self.clear_cache(id).await;
         Ok(publish)
@@ -106,12 +103,8 @@ impl Loader {
         let warehouse = self.warehouse.clone();
         blocking(move || warehouse.drop_tables(&fact_table))
             .await
-            .map_err(|e| LoadError::Database(e.to_string()))?;
-        let existed = self
-            .registry
-            .delete(package)
-            .await
-            .map_err(|e| LoadError::Database(e.to_string()))?;
+            .map_err(LoadError::from)?;
+        let existed = self.registry.delete(package).await.map_err(LoadError::from)?;
         self.clear_cache(package).await;
         Ok(existed)
     }
@@ -131,10 +124,7 @@ impl Loader {
         if let Some(package) = record.package.as_object_mut() {
             package.insert("defaultParams".into(), json!({"params": params}));
         }
-        self.registry
-            .put(&record)
-            .await
-            .map_err(|e| LoadError::Database(e.to_string()))?;
+        self.registry.put(&record).await.map_err(LoadError::from)?;
         self.clear_cache(id).await;
         Ok(())
     }

@@ -5,7 +5,7 @@ use std::io::Read;
 
 use serde_json::Value;
 
-use crate::values::{Cell, ValueFormat, read_value};
+use crate::values::{Cell, ValueFormat, read_value_into};
 
 #[derive(Debug, thiserror::Error)]
 pub enum TableError {
@@ -239,8 +239,9 @@ impl TableReader {
         // The reader buffers ahead, so this counts from somewhere in the last buffer: a row of up to the limit
         // less one buffer always passes.
         self.since_row.store(0, std::sync::atomic::Ordering::Relaxed);
-        cells.clear();
-        for (spec, &position) in self.specs.iter().zip(&self.positions) {
+        // The cells of the last row are read over, so their text buffers are reused.
+        cells.resize(self.specs.len(), Cell::Null);
+        for ((spec, &position), cell) in self.specs.iter().zip(&self.positions).zip(cells.iter_mut()) {
             let raw = record.get(position).unwrap_or_default();
             let text = std::str::from_utf8(raw).map_err(|_| TableError::Value {
                 row,
@@ -254,12 +255,11 @@ impl TableReader {
                     message: "the value holds a NUL character".into(),
                 });
             }
-            let cell = read_value(text, &spec.format).map_err(|e| TableError::Value {
+            read_value_into(text, &spec.format, cell).map_err(|e| TableError::Value {
                 row,
                 column: spec.header.clone(),
                 message: e.to_string(),
             })?;
-            cells.push(cell);
         }
         Ok(true)
     }

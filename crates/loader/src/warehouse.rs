@@ -9,6 +9,9 @@ use crate::values::Cell;
 pub enum WarehouseError {
     #[error("database: {0}")]
     Database(String),
+    /// The database could not be reached or dropped the connection (a restart, a failover).
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
     /// The feed stopped the load (a bad value, a lost job); the feed knows why.
     #[error("the load was stopped")]
     Stopped,

@@ -21,6 +21,9 @@ pub enum LoadError {
     Renamed { was: String, now: String },
     #[error("the database failed while loading; the previous data is unchanged")]
     Database(String),
+    /// The database could not be reached (a restart, a failover): worth trying again shortly.
+    #[error("the database was unavailable; the previous data is unchanged")]
+    Unavailable(String),
     #[error("the load was stopped: its worker lost the job (its heartbeat stopped for too long)")]
     JobEnded,
     /// This process is shutting down; the job goes back to the queue.
@@ -32,7 +35,7 @@ impl LoadError {
     /// What goes into the logs (the database detail the user is not shown).
     pub fn detail(&self) -> String {
         match self {
-            Self::Database(detail) => detail.clone(),
+            Self::Database(detail) | Self::Unavailable(detail) => detail.clone(),
             other => other.to_string(),
         }
     }
@@ -40,7 +43,28 @@ impl LoadError {
 
 impl From<RepoError> for LoadError {
     fn from(error: RepoError) -> Self {
-        Self::Database(error.to_string())
+        match error {
+            RepoError::Unavailable(detail) => Self::Unavailable(detail),
+            other => Self::Database(other.to_string()),
+        }
+    }
+}
+
+impl From<WarehouseError> for LoadError {
+    fn from(error: WarehouseError) -> Self {
+        match error {
+            WarehouseError::Unavailable(detail) => Self::Unavailable(detail),
+            WarehouseError::Database(detail) => Self::Database(detail),
+            other => Self::Database(other.to_string()),
+        }
+    }
+}
+
+impl From<conductor_search::registry::RegistryError> for LoadError {
+    fn from(error: conductor_search::registry::RegistryError) -> Self {
+        match error {
+            conductor_search::registry::RegistryError::Store(e) => e.into(),
+        }
     }
 }
 

@@ -4,7 +4,8 @@
 //! load saves; `ports` are what a load reports to; `error` why it fails. This file holds the `Loader` they share.
 
 mod error;
-mod pipeline;
+mod feed;
+pub(crate) mod pipeline;
 mod ports;
 mod record;
 mod worker;

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::io::Read;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use conductor_core::repo::JobProgress;
@@ -12,31 +12,25 @@ use conductor_core::{DatasetName, LoadJob, LoadStatus, PackageId, UserId};
 use serde_json::Value;
 use url::Url;
 
+use super::feed::{Feed, Shared};
 use super::record::registry_record;
 use super::{
-    DESCRIPTOR_TIMEOUT, LoadError, Loaded, Loader, MAX_DESCRIPTOR_BYTES, Observer, Shutdown, blocking,
-    fact_table_of,
+    DESCRIPTOR_TIMEOUT, LoadError, Loaded, Loader, MAX_DESCRIPTOR_BYTES, Observer, blocking, fact_table_of,
 };
 use crate::babbage::{babbage_model, fact_table_name};
-use crate::descriptor::plan;
+use crate::descriptor::{Problem, plan};
 use crate::fdp::{FdpModel, fields_to_model};
 use crate::fetch::{FetchError, FetchPolicy, Limited};
+use crate::older::translate;
 use crate::star::{StarBuilder, StarPlan, star_plan};
+use crate::stated::stated_model;
 use crate::table::{CsvFormat, TableReader};
-use crate::values::Cell;
 use crate::vocabulary::Vocabulary;
-use crate::warehouse::{RowSink, StagingFeed, WarehouseError};
+use crate::warehouse::WarehouseError;
 
-/// Progress shared between the streaming thread and the task that reports it.
-#[derive(Debug, Default)]
-struct Shared {
-    rows: AtomicU64,
-    bytes: AtomicU64,
-    streaming: AtomicBool,
-    /// Every row is in: `rows` is the total.
-    staged: AtomicBool,
-    stop: AtomicBool,
-}
+/// How often the rows loaded so far are recorded while they stream, at the most: often enough that a bar
+/// watching a load of a few seconds moves several times; one small UPDATE of the job's row each time.
+const PROGRESS_EVERY: Duration = Duration::from_millis(250);
 
 /// Counts the bytes read, for the progress estimate.
 struct Counting<R> {
@@ -258,16 +252,7 @@ impl Loader {
         let policy = self.policy(&job.owner);
         let source = self.source.clone();
         let columns = star.columns.clone();
-        // Without a header row, the columns are every field of the schema in order (typed or not).
-        let schema_order: Vec<String> = resource["schema"]["fields"]
-            .as_array()
-            .map(|fields| {
-                fields
-                    .iter()
-                    .map(|f| f["name"].as_str().unwrap_or_default().to_owned())
-                    .collect()
-            })
-            .unwrap_or_default();
+        let schema_order = schema_order(&resource);
         let counting = shared.clone();
         let (table, size) = blocking(move || -> Result<(TableReader, Option<u64>), LoadError> {
             let opened = source.open(&resource_url, &policy)?;
@@ -301,7 +286,7 @@ impl Loader {
             .await
             .map_err(|e| match e {
                 WarehouseError::JobEnded => LoadError::JobEnded,
-                other => LoadError::Database(other.to_string()),
+                other => other.into(),
             })?;
 
         // The new tables are in: from here on the load completes whatever happens to the job row, and the
@@ -328,7 +313,7 @@ impl Loader {
         );
         self.with_retries(|| self.registry.put(&record))
             .await
-            .map_err(|e| LoadError::Database(e.to_string()))?;
+            .map_err(LoadError::from)?;
         // The data is in: a stale os-api cache is worth a warning, not a failed load.
         self.clear_cache(&package_id).await;
         Ok(Loaded {
@@ -363,7 +348,9 @@ impl Loader {
             let result = warehouse.stage(&layout, &mut feed);
             (result, feed.error, feed.table.rows_read())
         });
-        let mut ticker = tokio::time::interval(self.settings.heartbeat_interval());
+        // Progress is reported every quarter second while rows stream (a person watches it), which also beats.
+        let every = self.settings.heartbeat_interval().min(PROGRESS_EVERY);
+        let mut ticker = tokio::time::interval(every);
         let mut announced = false;
         let outcome = loop {
             tokio::select! {
@@ -392,7 +379,7 @@ impl Loader {
             (Ok(()), _) => Ok(rows),
             (Err(_), Some(error)) => Err(error),
             (Err(WarehouseError::Stopped), None) => Err(LoadError::JobEnded),
-            (Err(e), None) => Err(LoadError::Database(e.to_string())),
+            (Err(e), None) => Err(e.into()),
         }
     }
 
@@ -430,12 +417,7 @@ fn estimate_total(rows: u64, bytes: u64, size: Option<u64>) -> Option<i64> {
 
 /// A resource's data URL: its `path` (the first, if a list) resolved against the descriptor's URL, or its `url`.
 fn resource_url(descriptor_url: &Url, resource: &Value) -> Result<Url, LoadError> {
-    let path = match resource.get("path") {
-        Some(Value::String(p)) => Some(p.as_str()),
-        Some(Value::Array(paths)) => paths.first().and_then(Value::as_str),
-        _ => None,
-    };
-    let raw = path
+    let raw = resource_path(resource)
         .or_else(|| resource.get("url").and_then(Value::as_str))
         .ok_or_else(|| LoadError::Invalid("the resource has neither a path nor a url".into()))?;
     descriptor_url
@@ -443,13 +425,35 @@ fn resource_url(descriptor_url: &Url, resource: &Value) -> Result<Url, LoadError
         .map_err(|_| LoadError::Fetch(FetchError::InvalidUrl(raw.to_owned())))
 }
 
+/// Every field of the resource's schema in order, typed or not: the columns of a CSV without a header row.
+pub(crate) fn schema_order(resource: &Value) -> Vec<String> {
+    resource["schema"]["fields"]
+        .as_array()
+        .map(|fields| {
+            fields
+                .iter()
+                .map(|f| f["name"].as_str().unwrap_or_default().to_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// A resource's `path` (the first, if a list).
+pub(crate) fn resource_path(resource: &Value) -> Option<&str> {
+    match resource.get("path") {
+        Some(Value::String(p)) => Some(p.as_str()),
+        Some(Value::Array(paths)) => paths.first().and_then(Value::as_str),
+        _ => None,
+    }
+}
+
 /// The resource to load, its FDP model and its star schema: the CPU-bound part of a load.
-fn plan_load(
+pub(crate) fn plan_load(
     vocabulary: &Vocabulary,
     descriptor: &Value,
     fact_table: &str,
 ) -> Result<(usize, FdpModel, StarPlan), LoadError> {
-    let load_plan = plan(vocabulary, descriptor).map_err(|problems| {
+    let invalid = |problems: Vec<Problem>| {
         LoadError::Invalid(
             problems
                 .iter()
@@ -457,9 +461,15 @@ fn plan_load(
                 .collect::<Vec<_>>()
                 .join("; "),
         )
-    })?;
+    };
+    // Older forms become the current one first, so everything after this is the one path there is.
+    let current = translate(vocabulary, descriptor).map_err(invalid)?.descriptor;
+    let load_plan = plan(vocabulary, &current).map_err(invalid)?;
     let inputs: Vec<_> = load_plan.fields.iter().map(|f| f.input.clone()).collect();
-    let fdp = fields_to_model(vocabulary, &inputs).map_err(|e| LoadError::Invalid(e.to_string()))?;
+    let mut fdp = fields_to_model(vocabulary, &inputs).map_err(|e| LoadError::Invalid(e.to_string()))?;
+    if let Some(stated) = current.get("model").filter(|m| m.is_object()) {
+        fdp.model = stated_model(stated, &load_plan, &fdp).map_err(invalid)?;
+    }
     let headers: HashMap<String, String> = load_plan
         .fields
         .iter()
@@ -467,62 +477,6 @@ fn plan_load(
         .collect();
     let star = star_plan(&fdp, fact_table, &headers);
     Ok((load_plan.resource, fdp, star))
-}
-
-/// Feeds the warehouse from the CSV, counting rows and stopping when asked.
-struct Feed {
-    table: TableReader,
-    builder: StarBuilder,
-    /// The dimension tables' names, for messages.
-    tables: Vec<String>,
-    shared: Arc<Shared>,
-    stopping: Shutdown,
-    error: Option<LoadError>,
-}
-
-impl StagingFeed for Feed {
-    fn facts(&mut self, sink: &mut dyn RowSink) -> Result<(), WarehouseError> {
-        self.shared.streaming.store(true, Ordering::Relaxed);
-        let mut cells: Vec<Cell> = Vec::new();
-        let mut fact: Vec<Cell> = Vec::new();
-        loop {
-            if self.shared.stop.load(Ordering::Relaxed) {
-                self.error = Some(LoadError::JobEnded);
-                return Err(WarehouseError::Stopped);
-            }
-            if self.stopping.is_set() {
-                self.error = Some(LoadError::Interrupted);
-                return Err(WarehouseError::Stopped);
-            }
-            match self.table.next_row(&mut cells) {
-                Ok(true) => {}
-                Ok(false) => return Ok(()),
-                Err(e) => {
-                    self.error = Some(e.into());
-                    return Err(WarehouseError::Stopped);
-                }
-            }
-            if let Err(index) = self.builder.split(&cells, &mut fact) {
-                self.error = Some(LoadError::Invalid(format!(
-                    "row {}: the dimension in table {} has more than {} distinct rows; is a per-row value \
-                     (an id) mapped to a dimension instead of left out?",
-                    self.table.rows_read(),
-                    self.tables[index],
-                    crate::star::MAX_DISTINCT
-                )));
-                return Err(WarehouseError::Stopped);
-            }
-            sink.row(&fact)?;
-            self.shared.rows.fetch_add(1, Ordering::Relaxed);
-        }
-    }
-
-    fn dimension(&mut self, index: usize, sink: &mut dyn RowSink) -> Result<(), WarehouseError> {
-        for row in self.builder.dimension_rows(index) {
-            sink.row(&row)?;
-        }
-        Ok(())
-    }
 }
 
 #[cfg(test)]
