@@ -102,6 +102,43 @@ fn json<T: serde::Serialize + ?Sized>(value: &T) -> String {
     serde_json::to_string(value).unwrap_or_else(|_| "null".to_owned())
 }
 
+/// The hits of a `_search` answer, each with its answer made from the stored `_source` without parsing it into
+/// values.
+#[cfg(feature = "opensearch")]
+pub(crate) fn opensearch_hits(body: &[u8]) -> crate::Result<Vec<crate::Hit>> {
+    #[derive(serde::Deserialize)]
+    struct Answer<'a> {
+        #[serde(borrow)]
+        hits: Hits<'a>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Hits<'a> {
+        #[serde(borrow)]
+        hits: Vec<RawHit<'a>>,
+    }
+    #[derive(serde::Deserialize)]
+    struct RawHit<'a> {
+        #[serde(rename = "_id")]
+        id: std::borrow::Cow<'a, str>,
+        #[serde(rename = "_source", borrow)]
+        source: StoredDocument<'a>,
+    }
+    let answer: Answer<'_> = serde_json::from_slice(body)
+        .map_err(|e| crate::SearchError::Index(format!("an unreadable search answer: {e}")))?;
+    answer
+        .hits
+        .hits
+        .into_iter()
+        .map(|hit| {
+            Ok(crate::Hit {
+                id: conductor_core::PackageId::parse(&hit.id)
+                    .map_err(|e| crate::SearchError::Index(format!("a search answer's id: {e}")))?,
+                answer: hit.source.answer(),
+            })
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use conductor_core::{Timestamp, UserId};

@@ -104,6 +104,19 @@ async fn sorted(index: &dyn SearchIndex, params: &[(&str, &str)], viewer: Option
     found
 }
 
+/// Every id the index lists, sorted.
+pub async fn listed_ids(index: &dyn SearchIndex) -> Vec<String> {
+    let mut listed: Vec<String> = index
+        .ids()
+        .await
+        .unwrap()
+        .iter()
+        .map(|id| id.to_string())
+        .collect();
+    listed.sort();
+    listed
+}
+
 pub async fn suite(index: &dyn SearchIndex) {
     index.rebuild(fixtures()).await.unwrap();
     assert_eq!(index.count().await.unwrap(), 6);
@@ -289,8 +302,14 @@ pub async fn suite(index: &dyn SearchIndex) {
     index.upsert(&changed).await.unwrap();
     assert_eq!(sorted(index, &[], None).await, ["city-contracts", "uk-finances"]);
     assert_eq!(index.count().await.unwrap(), 6);
-    index.delete(&changed.id).await.unwrap();
+    let deleted_at = Timestamp::from_millis(changed.last_update.as_millis() + 1);
+    index.delete(&changed.id, deleted_at).await.unwrap();
     assert_eq!(index.count().await.unwrap(), 5);
+    // Every package, private and unloaded ones too, listed by id.
+    let listed = listed_ids(index).await;
+    let mut expected: Vec<String> = fixtures()[1..].iter().map(|r| r.id.to_string()).collect();
+    expected.sort();
+    assert_eq!(listed, expected);
     assert!(
         !sorted(index, &[], Some(ada()))
             .await

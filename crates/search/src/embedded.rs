@@ -11,7 +11,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use conductor_core::{PackageId, PackageRecord};
+use conductor_core::{PackageId, PackageRecord, Timestamp};
 use serde_json::Value;
 use tantivy::collector::TopDocs;
 use tantivy::columnar::NumericalValue;
@@ -432,7 +432,8 @@ impl SearchIndex for EmbeddedIndex {
         .await
     }
 
-    async fn delete(&self, id: &PackageId) -> Result<()> {
+    // One process writes this index; there is no slower replica's stale write to refuse.
+    async fn delete(&self, id: &PackageId, _at: Timestamp) -> Result<()> {
         let id = id.to_string();
         self.blocking(move |inner| {
             inner.writing(|writer| {
@@ -466,6 +467,24 @@ impl SearchIndex for EmbeddedIndex {
     async fn count(&self) -> Result<u64> {
         self.blocking(|inner| Ok(inner.reader.searcher().num_docs()))
             .await
+    }
+
+    async fn ids(&self) -> Result<Vec<PackageId>> {
+        self.blocking(|inner| {
+            let searcher = inner.reader.searcher();
+            let addresses = searcher
+                .search(&tantivy::query::AllQuery, &tantivy::collector::DocSetCollector)
+                .map_err(index_error)?;
+            addresses
+                .into_iter()
+                .map(|address| {
+                    let document: TantivyDocument = searcher.doc(address).map_err(index_error)?;
+                    let id = document.get_first(inner.fields.id).and_then(|v| v.as_str());
+                    PackageId::parse(id.unwrap_or_default()).map_err(index_error)
+                })
+                .collect()
+        })
+        .await
     }
 }
 

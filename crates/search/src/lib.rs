@@ -3,6 +3,7 @@
 //! of the registry that can be rebuilt from it at any time.
 
 mod answer;
+mod catch_up;
 #[cfg(test)]
 pub(crate) mod contract;
 #[cfg(feature = "embedded")]
@@ -19,7 +20,7 @@ mod service;
 pub mod testing;
 
 use async_trait::async_trait;
-use conductor_core::{PackageId, PackageRecord, UserId};
+use conductor_core::{PackageId, PackageRecord, Timestamp, UserId};
 use serde_json::Value;
 
 pub use answer::{Hit, search_answer};
@@ -57,7 +58,9 @@ pub trait SearchIndex: Send + Sync {
     fn backend(&self) -> &'static str;
     /// Adds or replaces a package.
     async fn upsert(&self, record: &PackageRecord) -> Result<()>;
-    async fn delete(&self, id: &PackageId) -> Result<()>;
+    /// Removes a package, deleted `at` that moment: an index that keeps versions (OpenSearch) then refuses a write
+    /// of it stamped earlier, the stale write a slower replica may still make.
+    async fn delete(&self, id: &PackageId, at: Timestamp) -> Result<()>;
     /// The matching visible packages, best first (newest first without free text), each with the search
     /// answer stored when it was indexed, read when asked for.
     async fn search(&self, query: &SearchQuery) -> Result<Box<dyn Hits>>;
@@ -65,6 +68,8 @@ pub trait SearchIndex: Send + Sync {
     async fn rebuild(&self, records: Vec<PackageRecord>) -> Result<()>;
     /// How many packages the index holds.
     async fn count(&self) -> Result<u64>;
+    /// The id of every package the index holds, for a rebuild to find what was deleted while it ran.
+    async fn ids(&self) -> Result<Vec<PackageId>>;
     /// Fails with [`SearchError::Foreign`] when the configured index is not one this service made (an existing
     /// deployment's, say), so nothing rebuilds or re-points it.
     async fn check_ownership(&self) -> Result<()> {

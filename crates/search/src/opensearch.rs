@@ -6,7 +6,7 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
-use conductor_core::{PackageId, PackageRecord};
+use conductor_core::{PackageId, PackageRecord, Timestamp};
 use opensearch::OpenSearch;
 use opensearch::http::headers::{CONTENT_TYPE, HeaderMap, HeaderValue};
 use opensearch::http::request::JsonBody;
@@ -15,17 +15,31 @@ use opensearch::http::{Method, StatusCode};
 use serde_json::{Value, json};
 use url::Url;
 
-use crate::answer::StoredDocument;
 use crate::query::TEXT_FIELDS;
 use crate::{
-    Filter, Hit, Hits, ReadyHits, Result, SearchError, SearchIndex, SearchQuery, is_public, owner_of,
+    Filter, Hits, ReadyHits, Result, SearchError, SearchIndex, SearchQuery, is_public, owner_of,
     registry_document,
 };
 
 /// Every write waits until it is searchable, so visibility changes take effect at once.
 pub const DELETE_PARAMS: &[(&str, &str)] = &[("refresh", "wait_for")];
+/// Ids read per request when listing the index, and how far a listing reaches (a cluster's default
+/// `index.max_result_window`).
+const ID_PAGE: usize = 1_000;
+const LISTABLE: usize = 10_000;
+
 /// Indexing also goes only through the alias: a missing alias is an error, never a stray index named like it.
 pub const INDEX_PARAMS: &[(&str, &str)] = &[("refresh", "wait_for"), ("require_alias", "true")];
+
+/// Each document's version is its record's `last_update` (a deletion's, the moment it was deleted), kept by the
+/// cluster: a write stamped earlier than what the index holds is refused, so a replica that read the registry
+/// before a change (a rebuild's catch-up, a slow drain) cannot put the older state back. Equal is accepted: the
+/// same state written again.
+const VERSION_TYPE: (&str, &str) = ("version_type", "external_gte");
+
+fn version_of(at: Timestamp) -> String {
+    at.as_millis().max(0).to_string()
+}
 
 /// The index behind `alias` on the OpenSearch at `url`.
 #[derive(Clone)]
@@ -354,51 +368,54 @@ impl OpenSearchIndex {
         Ok(())
     }
 
+    /// Replicas that rebuild at once (all of them, when a cluster comes back empty) each add the alias to their
+    /// own index, and an alias over several indexes takes no writes. Each keeps the newest and drops the others,
+    /// so they agree without talking; a replica whose index was dropped catches up through the alias.
+    async fn settle_alias(&self) -> Result<()> {
+        for _ in 0..3 {
+            let mut behind = self.aliased().await?;
+            if behind.len() <= 1 {
+                return Ok(());
+            }
+            // `<alias>-<nanoseconds>`: the longer name, then the greater, is the newer.
+            behind.sort_by(|a, b| a.len().cmp(&b.len()).then_with(|| a.cmp(b)));
+            let Some(newest) = behind.pop() else { return Ok(()) };
+            // Another replica settling at the same moment may have removed some already: look again.
+            if self.point_alias(&newest, &behind).await.is_ok() {
+                self.drop_indexes(&behind).await?;
+            }
+        }
+        Err(SearchError::Index(format!("{} still points at several indexes", self.alias)))
+    }
+
+    /// Deletes indexes no alias points at; one already gone (another replica dropped it) is fine.
+    async fn drop_indexes(&self, indexes: &[String]) -> Result<()> {
+        for index in indexes {
+            match self.call(Method::Delete, &format!("/{index}"), &[], None).await {
+                Ok(_) | Err(SearchError::Missing(_)) => {}
+                Err(other) => return Err(other),
+            }
+        }
+        Ok(())
+    }
+
     async fn put_document(&self, index: &str, record: &PackageRecord, params: &[(&str, &str)]) -> Result<()> {
         let path = self.document_path(index, &record.id.to_string());
+        let version = version_of(record.last_update);
+        let mut params = params.to_vec();
+        params.extend([("version", version.as_str()), VERSION_TYPE]);
         let (status, answer) = self
-            .call(Method::Put, &path, params, Some(document(record)))
+            .call(Method::Put, &path, &params, Some(document(record)))
             .await?;
+        // The index holds a later state of the package (or its deletion): this write is the stale one.
+        if status == StatusCode::CONFLICT {
+            return Ok(());
+        }
         if !status.is_success() {
             return Err(SearchError::Index(format!("indexing {}: {answer}", record.id)));
         }
         Ok(())
     }
-}
-
-/// The hits of a `_search` answer, each with its answer made from the stored `_source` without parsing it into
-/// values.
-fn hits(body: &[u8]) -> Result<Vec<Hit>> {
-    #[derive(serde::Deserialize)]
-    struct Answer<'a> {
-        #[serde(borrow)]
-        hits: Hits<'a>,
-    }
-    #[derive(serde::Deserialize)]
-    struct Hits<'a> {
-        #[serde(borrow)]
-        hits: Vec<RawHit<'a>>,
-    }
-    #[derive(serde::Deserialize)]
-    struct RawHit<'a> {
-        #[serde(rename = "_id")]
-        id: std::borrow::Cow<'a, str>,
-        #[serde(rename = "_source", borrow)]
-        source: StoredDocument<'a>,
-    }
-    let answer: Answer<'_> = serde_json::from_slice(body)
-        .map_err(|e| SearchError::Index(format!("an unreadable search answer: {e}")))?;
-    answer
-        .hits
-        .hits
-        .into_iter()
-        .map(|hit| {
-            Ok(Hit {
-                id: PackageId::parse(&hit.id).map_err(unavailable)?,
-                answer: hit.source.answer(),
-            })
-        })
-        .collect()
 }
 
 /// Server errors are an unavailable index, a missing index is [`SearchError::Missing`]; other answers go back to
@@ -432,14 +449,25 @@ impl SearchIndex for OpenSearchIndex {
         self.put_document(&self.alias, record, self.index_params()).await
     }
 
-    async fn delete(&self, id: &PackageId) -> Result<()> {
-        let path = self.document_path(&self.alias, &id.to_string());
-        let (status, answer) = self.call(Method::Delete, &path, DELETE_PARAMS, None).await?;
-        if status.is_success() || status == StatusCode::NOT_FOUND {
-            Ok(())
-        } else {
-            Err(SearchError::Index(format!("deleting {id}: {answer}")))
+    async fn delete(&self, id: &PackageId, at: Timestamp) -> Result<()> {
+        // In the indexes behind the alias, never through it: a versioned delete of a missing index creates the
+        // index to keep the deletion's version in, and an index named like the alias blocks the alias for good
+        // (the soak's fresh cluster got one). A missing alias is an index to rebuild, like a write to it.
+        let behind = self.aliased().await?;
+        if behind.is_empty() {
+            return Err(SearchError::Missing(format!("no index behind {}", self.alias)));
         }
+        let version = version_of(at);
+        let mut params = DELETE_PARAMS.to_vec();
+        params.extend([("version", version.as_str()), VERSION_TYPE]);
+        for index in behind {
+            let path = self.document_path(&index, &id.to_string());
+            let (status, answer) = self.call(Method::Delete, &path, &params, None).await?;
+            if !(status.is_success() || status == StatusCode::NOT_FOUND || status == StatusCode::CONFLICT) {
+                return Err(SearchError::Index(format!("deleting {id}: {answer}")));
+            }
+        }
+        Ok(())
     }
 
     async fn search(&self, query: &SearchQuery) -> Result<Box<dyn Hits>> {
@@ -461,7 +489,7 @@ impl SearchIndex for OpenSearchIndex {
             return Err(SearchError::Index(format!("searching: {answer}")));
         }
         let body = response.bytes().await.map_err(unavailable)?;
-        Ok(Box::new(ReadyHits(hits(&body)?)))
+        Ok(Box::new(ReadyHits(crate::answer::opensearch_hits(&body)?)))
     }
 
     async fn check_ownership(&self) -> Result<()> {
@@ -470,7 +498,9 @@ impl SearchIndex for OpenSearchIndex {
             return Ok(());
         }
         Err(SearchError::Foreign(format!(
-            "search.opensearch.index {:?} holds {}, which Conductor did not create; it is left as it is. Import              that registry first (conductor registry import --from-cluster URL --index {}), then name another              alias in search.opensearch.index (or remove the old index once imported)",
+            "search.opensearch.index {:?} holds {}, which Conductor did not create; it is left as it is. Import \
+             that registry first (conductor registry import --from-cluster URL --index {}), then name another \
+             alias in search.opensearch.index (or remove the old index once imported)",
             self.alias,
             foreign.join(", "),
             self.alias
@@ -488,7 +518,8 @@ impl SearchIndex for OpenSearchIndex {
         for chunk in records.chunks(500) {
             let mut body = String::new();
             for record in chunk {
-                let mut action = json!({"_index": index, "_id": record.id.to_string()});
+                let mut action = json!({"_index": index, "_id": record.id.to_string(),
+                    "version": record.last_update.as_millis().max(0), "version_type": VERSION_TYPE.1});
                 if let Some(document_type) = &self.document_type {
                     action["_type"] = json!(document_type);
                 }
@@ -519,11 +550,33 @@ impl SearchIndex for OpenSearchIndex {
         // Read just before the move, so an index another replica pointed the alias at meanwhile leaves it too.
         let old = self.aliased().await?;
         self.point_alias(&index, &old).await?;
-        for previous in old {
-            self.call(Method::Delete, &format!("/{previous}"), &[], None)
+        self.drop_indexes(&old).await?;
+        self.settle_alias().await
+    }
+
+    async fn ids(&self) -> Result<Vec<PackageId>> {
+        // Pages by `from`, as far as a cluster lets one search reach (`index.max_result_window`, 10,000 unless
+        // raised); a catalogue past that is listed that far and the rest found by the next rebuild.
+        let mut ids = Vec::new();
+        while ids.len() < LISTABLE {
+            let body = json!({"from": ids.len(), "size": ID_PAGE, "_source": false, "query": {"match_all": {}},
+                "sort": [{"last_update": {"order": "asc"}}]});
+            let (status, answer) = self
+                .call(Method::Post, &format!("/{}/_search", self.alias), &[], Some(body))
                 .await?;
+            if !status.is_success() {
+                return Err(SearchError::Index(format!("listing: {answer}")));
+            }
+            let page = answer["hits"]["hits"].as_array().cloned().unwrap_or_default();
+            for hit in &page {
+                let id = hit["_id"].as_str().unwrap_or_default();
+                ids.push(PackageId::parse(id).map_err(|e| SearchError::Index(format!("listing: {e}")))?);
+            }
+            if page.len() < ID_PAGE {
+                break;
+            }
         }
-        Ok(())
+        Ok(ids)
     }
 
     async fn count(&self) -> Result<u64> {

@@ -62,7 +62,7 @@ impl Registry {
     /// Removes a record, then its index entry (or queues that). Returns whether the record existed.
     pub async fn delete(&self, id: &PackageId) -> Result<bool, RegistryError> {
         let existed = self.packages.delete(id).await?;
-        if let Err(error) = self.index.delete(id).await {
+        if let Err(error) = self.index.delete(id, self.clock.now()).await {
             self.defer(id, &error).await?;
         }
         Ok(existed)
@@ -82,7 +82,7 @@ impl Registry {
         for entry in &pending {
             let outcome = match self.packages.get(&entry.package_id).await? {
                 Some(record) => self.index.upsert(&record).await,
-                None => self.index.delete(&entry.package_id).await,
+                None => self.index.delete(&entry.package_id, self.clock.now()).await,
             };
             match outcome {
                 Ok(()) => {
@@ -91,9 +91,13 @@ impl Registry {
                 }
                 // The index itself is gone: rebuild it whole from the registry, which covers every entry.
                 Err(SearchError::Missing(_)) => {
-                    let records = self.packages.list().await?;
-                    let count = records.len();
-                    if self.index.rebuild(records).await.is_ok() {
+                    if let Ok(count) = crate::catch_up::rebuild(
+                        self.packages.as_ref(),
+                        self.index.as_ref(),
+                        self.clock.as_ref(),
+                    )
+                    .await
+                    {
                         for entry in &pending[applied..] {
                             self.outbox.done(entry.id).await?;
                         }
@@ -153,9 +157,9 @@ mod tests {
             self.check()?;
             self.index.upsert(record).await
         }
-        async fn delete(&self, id: &PackageId) -> Result<()> {
+        async fn delete(&self, id: &PackageId, at: conductor_core::Timestamp) -> Result<()> {
             self.check()?;
-            self.index.delete(id).await
+            self.index.delete(id, at).await
         }
         async fn search(&self, query: &SearchQuery) -> Result<Box<dyn crate::Hits>> {
             self.check()?;
@@ -165,6 +169,11 @@ mod tests {
             self.check()?;
             self.index.rebuild(records).await
         }
+        async fn ids(&self) -> Result<Vec<PackageId>> {
+            self.check()?;
+            self.index.ids().await
+        }
+
         async fn count(&self) -> Result<u64> {
             self.check()?;
             self.index.count().await

@@ -123,14 +123,13 @@ impl Search {
 
     /// Rebuilds the index from every record in the database.
     pub async fn rebuild_from_registry(&self) -> Result<usize> {
-        let records = self
-            .packages
-            .list()
-            .await
-            .map_err(|e| SearchError::Unavailable(e.to_string()))?;
-        let count = records.len();
-        self.index.rebuild(records).await?;
-        Ok(count)
+        // The catch-up stamps the deletions it makes with the time they are made.
+        crate::catch_up::rebuild(
+            self.packages.as_ref(),
+            self.index.as_ref(),
+            &conductor_core::SystemClock,
+        )
+        .await
     }
 }
 

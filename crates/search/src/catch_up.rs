@@ -1,0 +1,184 @@
+//! Rebuilding the index while the registry keeps changing.
+//!
+//! A rebuild reads the registry, fills a fresh index and puts it behind the alias. A write made meanwhile (by this
+//! replica or another) went to the index the rebuild replaced, or to the index another replica's rebuild put
+//! behind the alias just before, and is lost with it: the soak found packages missing from the index, deleted
+//! ones still in it, and old visibility, after three replicas rebuilt a fresh cluster at once. So once the fresh
+//! index is in place, the registry is read again: every record changed since the first read is written again,
+//! and every document whose record is gone is deleted.
+
+use std::collections::HashSet;
+
+use conductor_core::Clock;
+use conductor_core::repo::PackageRepository;
+
+use crate::{Result, SearchError, SearchIndex};
+
+/// Records changed this long before the newest one the rebuild read are written again too: replicas' clocks
+/// (which stamp `last_update`) may disagree by that much.
+const CLOCK_MARGIN_MS: i64 = 60_000;
+
+/// Rebuilds `index` from `packages`, then catches up with what changed while it ran; returns the records indexed.
+pub(crate) async fn rebuild(
+    packages: &dyn PackageRepository,
+    index: &dyn SearchIndex,
+    clock: &dyn Clock,
+) -> Result<usize> {
+    let records = packages.list().await.map_err(unavailable)?;
+    let newest = records
+        .iter()
+        .map(|r| r.last_update.as_millis())
+        .max()
+        .unwrap_or(i64::MIN);
+    index.rebuild(records).await?;
+
+    // The index's ids before the registry's: a package added between the two reads is then in neither list (its
+    // own write indexed it) instead of only in the index, where it would look deleted.
+    let indexed = index.ids().await?;
+    let now = packages.list().await.map_err(unavailable)?;
+    let since = newest.saturating_sub(CLOCK_MARGIN_MS);
+    let kept: HashSet<String> = now.iter().map(|r| r.id.to_string()).collect();
+    let changed = now
+        .iter()
+        .filter(|r| r.last_update.as_millis() >= since)
+        .map(|r| r.id.clone());
+    let gone = indexed.into_iter().filter(|id| !kept.contains(&id.to_string()));
+    // Each one as the registry has it at the moment it is written, read again just before: the writes a catch-up
+    // makes take a while, and clients keep publishing and deleting meanwhile.
+    for id in changed.chain(gone).collect::<Vec<_>>() {
+        match packages.get(&id).await.map_err(unavailable)? {
+            Some(record) => index.upsert(&record).await?,
+            None => index.delete(&id, clock.now()).await?,
+        }
+    }
+    Ok(now.len())
+}
+
+fn unavailable(error: conductor_core::repo::RepoError) -> SearchError {
+    SearchError::Unavailable(error.to_string())
+}
+
+#[cfg(all(test, feature = "embedded"))]
+mod tests {
+    use std::sync::Arc;
+
+    use async_trait::async_trait;
+    use conductor_core::{PackageId, PackageRecord, Timestamp};
+    use serde_json::json;
+
+    use super::*;
+    use crate::embedded::EmbeddedIndex;
+    use crate::memory::MemoryPackages;
+    use crate::{Hits, SearchQuery};
+
+    /// An index whose rebuild is slow enough for another replica to change the registry while it runs: that
+    /// replica's writes go to the index being replaced.
+    struct Raced {
+        index: EmbeddedIndex,
+        packages: Arc<MemoryPackages>,
+        late: PackageRecord,
+    }
+
+    #[async_trait]
+    impl SearchIndex for Raced {
+        fn backend(&self) -> &'static str {
+            "embedded"
+        }
+        async fn upsert(&self, record: &PackageRecord) -> Result<()> {
+            self.index.upsert(record).await
+        }
+        async fn delete(&self, id: &PackageId, at: Timestamp) -> Result<()> {
+            self.index.delete(id, at).await
+        }
+        async fn search(&self, query: &SearchQuery) -> Result<Box<dyn Hits>> {
+            self.index.search(query).await
+        }
+        async fn rebuild(&self, records: Vec<PackageRecord>) -> Result<()> {
+            let fixtures = crate::contract::fixtures();
+            // Stamped as a change made now is: after everything the rebuild read.
+            let now = fixtures
+                .iter()
+                .map(|r| r.last_update.as_millis())
+                .max()
+                .unwrap_or(0)
+                + 1_000;
+            // Another replica, after this rebuild read the registry: one package deleted, one added, one made
+            // private, each written to the registry and to the index as it then was.
+            self.packages.delete(&fixtures[0].id).await.map_err(unavailable)?;
+            self.index
+                .delete(&fixtures[0].id, Timestamp::from_millis(now))
+                .await?;
+            let mut added = fixtures[5].clone();
+            added.last_update = Timestamp::from_millis(now);
+            self.packages.put(&added).await.map_err(unavailable)?;
+            self.index.upsert(&added).await?;
+            let mut hidden = fixtures[4].clone();
+            hidden.package["private"] = json!(true);
+            hidden.last_update = Timestamp::from_millis(now);
+            self.packages.put(&hidden).await.map_err(unavailable)?;
+            self.index.upsert(&hidden).await?;
+            self.index.rebuild(records).await
+        }
+        async fn count(&self) -> Result<u64> {
+            self.index.count().await
+        }
+        async fn ids(&self) -> Result<Vec<PackageId>> {
+            // Another replica adds a package while the catch-up reads: the catch-up must not take it for deleted.
+            if self
+                .packages
+                .get(&self.late.id)
+                .await
+                .map_err(unavailable)?
+                .is_none()
+            {
+                self.packages.put(&self.late).await.map_err(unavailable)?;
+                self.index.upsert(&self.late).await?;
+            }
+            self.index.ids().await
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn writes_made_while_a_rebuild_ran_are_in_the_index_it_leaves() {
+        let dir = tempfile::tempdir().unwrap();
+        let packages = Arc::new(MemoryPackages::default());
+        let fixtures = crate::contract::fixtures();
+        for record in &fixtures[..5] {
+            packages.put(record).await.unwrap();
+        }
+        let mut late = fixtures[1].clone();
+        late.id = PackageId::parse(&format!("{}:late-arrival", fixtures[1].id.owner())).unwrap();
+        let index = Raced {
+            index: EmbeddedIndex::open(dir.path()).unwrap(),
+            packages: packages.clone(),
+            late,
+        };
+
+        assert_eq!(
+            rebuild(packages.as_ref(), &index, &conductor_core::SystemClock)
+                .await
+                .unwrap(),
+            6
+        );
+
+        let listed = crate::contract::listed_ids(&index).await;
+        let mut registry: Vec<String> = packages
+            .list()
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.id.to_string())
+            .collect();
+        registry.sort();
+        assert_eq!(
+            listed, registry,
+            "the deleted package is gone, the added one is there"
+        );
+        let anonymous = SearchQuery::parse("package", [("size", "100")], None, 100).unwrap();
+        let visible = index.search(&anonymous).await.unwrap().read_all().unwrap();
+        assert!(
+            !visible.iter().any(|hit| hit.id == fixtures[4].id),
+            "the package made private is not shown to everyone"
+        );
+    }
+}
