@@ -59,6 +59,8 @@ pub struct ApiError {
     code: &'static str,
     message: String,
     shape: ErrorShape,
+    /// Seconds for `Retry-After` (a 429).
+    retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -68,7 +70,19 @@ impl ApiError {
             code,
             message: message.into(),
             shape: ErrorShape::Standard,
+            retry_after: None,
         }
+    }
+
+    pub fn forbidden(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, code, message)
+    }
+
+    /// 429 with `Retry-After`.
+    pub fn too_many_requests(retry_after: std::time::Duration, message: impl Into<String>) -> Self {
+        let mut error = Self::new(StatusCode::TOO_MANY_REQUESTS, "too-many-requests", message);
+        error.retry_after = Some(retry_after.as_secs().max(1));
+        error
     }
 
     #[must_use]
@@ -145,7 +159,11 @@ impl ResponseError for ApiError {
     }
 
     fn error_response(&self) -> HttpResponse {
-        HttpResponse::build(self.status).json(self.body())
+        let mut response = HttpResponse::build(self.status);
+        if let Some(seconds) = self.retry_after {
+            response.insert_header((actix_web::http::header::RETRY_AFTER, seconds.to_string()));
+        }
+        response.json(self.body())
     }
 }
 
@@ -193,6 +211,31 @@ impl From<conductor_auth::AccountError> for ApiError {
                 Self::from(repo)
             }
             E::Signing(_) => Self::internal(error),
+        }
+    }
+}
+
+impl From<conductor_auth::ApiKeyError> for ApiError {
+    fn from(error: conductor_auth::ApiKeyError) -> Self {
+        use conductor_auth::ApiKeyError as E;
+        match error {
+            E::Refused => Self::new(StatusCode::UNAUTHORIZED, "invalid-api-key", error.to_string()),
+            E::RateLimited { retry_after } => Self::too_many_requests(retry_after, error.to_string()),
+            E::InvalidName => Self::bad_request("invalid-name", error.to_string()),
+            E::EmptyScope | E::ScopeTooLarge | E::InvalidScope(_) => {
+                Self::bad_request("invalid-scope", error.to_string())
+            }
+            E::TooLong { .. } | E::TooShort => Self::bad_request("invalid-expiry", error.to_string()),
+            E::BeyondPermissions { .. } => Self::forbidden("beyond-permissions", error.to_string()),
+            E::TooMany { .. } => Self::new(StatusCode::CONFLICT, "too-many-keys", error.to_string()),
+            E::NotFound => Self::not_found(error.to_string()),
+            E::Permission(conductor_permissions::PermissionError::InvalidName(_)) => {
+                Self::bad_request("invalid-service", error.to_string())
+            }
+            E::Permission(conductor_permissions::PermissionError::Repo(repo)) | E::Repo(repo) => {
+                Self::from(repo)
+            }
+            E::Signing(_) | E::NoEntropy => Self::internal(error),
         }
     }
 }
@@ -265,6 +308,7 @@ impl From<conductor_loader::LoadError> for ApiError {
     fn from(error: conductor_loader::LoadError) -> Self {
         match error {
             conductor_loader::LoadError::Database(detail) => Self::internal(detail),
+            conductor_loader::LoadError::Unavailable(detail) => RepoError::Unavailable(detail).into(),
             other => Self::bad_request("invalid-package", other.to_string()),
         }
     }
@@ -360,6 +404,22 @@ mod tests {
         assert!(!error.body().to_string().contains("relation"));
         assert_eq!(
             ApiError::from(RepoError::Unavailable("x".into())).status_code(),
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+        // Reached through the loader too (`/package/status` during a database restart answered 500 in the soak).
+        let through_the_loader = conductor_loader::LoadError::from(RepoError::Unavailable(
+            "terminating connection due to administrator command".into(),
+        ));
+        assert_eq!(
+            ApiError::from(through_the_loader).status_code(),
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+        // And through the warehouse (`/package/delete` during the same restart).
+        let dropping_tables = conductor_loader::LoadError::from(
+            conductor_loader::WarehouseError::Unavailable("connection closed".into()),
+        );
+        assert_eq!(
+            ApiError::from(dropping_tables).status_code(),
             StatusCode::SERVICE_UNAVAILABLE
         );
     }

@@ -93,7 +93,11 @@ pub fn redact_target(target: &str) -> Cow<'_, str> {
                 .next()
                 .map(|(k, _)| k.to_ascii_lowercase())
                 .unwrap_or_default();
-            if SECRET_PARAMETERS.contains(&key.as_str()) {
+            // An API key is redacted wherever it appears, whatever the parameter is called.
+            let value = pair.split_once('=').map_or("", |(_, v)| v);
+            if SECRET_PARAMETERS.contains(&key.as_str())
+                || value.starts_with(conductor_auth::api_keys::KEY_PREFIX)
+            {
                 changed = true;
                 Cow::Owned(format!("{raw_key}={REDACTED}"))
             } else {
@@ -121,6 +125,10 @@ mod tests {
              &callback=cb&sig=[REDACTED]"
         );
         assert!(matches!(redact_target("/healthz?x=1"), Cow::Borrowed(_)));
+        assert_eq!(
+            redact_target("/user/check?next=/&key=cnd_0123456789ab_secret"),
+            "/user/check?next=/&key=[REDACTED]"
+        );
         assert_eq!(redact_target("/healthz"), "/healthz");
     }
 }

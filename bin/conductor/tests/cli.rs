@@ -101,7 +101,7 @@ async fn wait_for(url: &str, want: u16) -> String {
     }
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serves_on_the_embedded_default_with_data_dir_and_bind_from_the_environment() {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
@@ -127,6 +127,16 @@ async fn serves_on_the_embedded_default_with_data_dir_and_bind_from_the_environm
         !dir.path().join("var").exists(),
         "nothing under the default data_dir"
     );
+    // The image's HEALTHCHECK: 0 for a gateway that answers, 1 where none does.
+    let healthcheck = |url: String| {
+        let mut command = conductor(dir.path());
+        command.args(["healthcheck", "--url", &url]);
+        tokio::task::block_in_place(|| output(&mut command))
+    };
+    assert_eq!(healthcheck(format!("{base}/healthz")).0, 0);
+    let (code, _, stderr) = healthcheck(format!("http://127.0.0.1:{}/healthz", free_port()));
+    assert_eq!(code, 1);
+    assert!(stderr.contains("unhealthy"), "{stderr}");
 }
 
 #[tokio::test]
@@ -221,7 +231,7 @@ fn migrate_applies_the_schema_once() {
     let (code, _, stderr) = output(conductor(dir.path()).arg("migrate"));
     assert_eq!(code, 0, "{stderr}");
     assert!(
-        stderr.contains("applied 3 migration(s) to the sqlite database"),
+        stderr.contains("applied 4 migration(s) to the sqlite database"),
         "{stderr}"
     );
     let (code, _, stderr) = output(conductor(dir.path()).arg("migrate"));
@@ -467,23 +477,18 @@ async fn a_secrets_bundle_from_encode_runs_the_service_with_those_keys() {
     );
 }
 
-#[tokio::test]
-async fn search_reindex_rebuilds_the_index_from_the_database() {
+/// Puts packages `datasets` into the registry of the embedded database under `dir` (made by a first command).
+async fn put_packages(dir: &Path, datasets: &[&str]) {
     use conductor_core::{PackageId, PackageRecord, Timestamp};
-    let dir = tempfile::tempdir().unwrap();
-    let (code, _, stderr) = output(conductor(dir.path()).args(["search", "reindex"]));
-    assert_eq!(code, 0, "{stderr}");
-    assert!(stderr.contains("holds 0 package(s)"), "{stderr}");
-
-    let url = format!("sqlite://{}", dir.path().join("var/conductor.db").display());
+    let url = format!("sqlite://{}", dir.join("var/conductor.db").display());
     let database =
         conductor_store::Database::open(&conductor_store::DatabaseUrl::parse(&url).unwrap(), 1).unwrap();
     let owner = conductor_core::UserId::from_email("ada@example.test");
-    for dataset in ["a", "b"] {
+    for dataset in datasets {
         let record = PackageRecord {
             id: PackageId::parse(&format!("{owner}:{dataset}")).unwrap(),
             model: serde_json::json!({}),
-            package: serde_json::json!({"name": dataset}),
+            package: serde_json::json!({"name": dataset, "private": false}),
             origin_url: String::new(),
             dataset: None,
             author: None,
@@ -493,25 +498,47 @@ async fn search_reindex_rebuilds_the_index_from_the_database() {
         };
         database.repositories().packages.put(&record).await.unwrap();
     }
-    let (code, _, stderr) = output(conductor(dir.path()).args(["search", "reindex"]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn search_reindex_rebuilds_the_index_from_the_database() {
+    use conductor_search::SearchIndex;
+    let dir = tempfile::tempdir().unwrap();
+    let reindex =
+        || tokio::task::block_in_place(|| output(conductor(dir.path()).args(["search", "reindex"])));
+    let (code, _, stderr) = reindex();
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stderr.contains("holds 0 package(s)"), "{stderr}");
+
+    put_packages(dir.path(), &["a", "b"]).await;
+    let (code, _, stderr) = reindex();
     assert_eq!(code, 0, "{stderr}");
     assert!(
         stderr.contains("the embedded search index now holds 2 package(s)"),
         "{stderr}"
     );
+    // The index itself, read where the gateway reads it, not the count the command printed.
+    let index = conductor_search::embedded::EmbeddedIndex::open(&dir.path().join("var/search")).unwrap();
+    assert_eq!(
+        index.count().await.unwrap(),
+        2,
+        "the rebuilt index holds both packages"
+    );
 }
 
-#[test]
-fn search_reindex_fills_an_empty_opensearch_from_the_database() {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn search_reindex_fills_an_empty_opensearch_from_the_database() {
     let osmem = conductor_search::testing::Osmem::start();
     let dir = tempfile::tempdir().unwrap();
     let run = || {
-        output(
-            conductor(dir.path())
-                .args(["search", "reindex"])
-                .env("OS_ELASTICSEARCH_ADDRESS", osmem.url().as_str())
-                .env("OS_ES_PACKAGES_INDEX_NAME", "os-packages"),
-        )
+        tokio::task::block_in_place(|| {
+            output(
+                conductor(dir.path())
+                    .args(["search", "reindex"])
+                    .env("OS_ELASTICSEARCH_ADDRESS", osmem.url().as_str())
+                    .env("OS_ES_PACKAGES_INDEX_NAME", "os-packages"),
+            )
+        })
     };
     let (code, _, stderr) = run();
     assert_eq!(code, 0, "{stderr}");
@@ -519,6 +546,26 @@ fn search_reindex_fills_an_empty_opensearch_from_the_database() {
         stderr.contains("the opensearch search index now holds 0 package(s)"),
         "{stderr}"
     );
+    put_packages(dir.path(), &["a", "b", "c"]).await;
+    let (code, _, stderr) = run();
+    assert_eq!(code, 0, "{stderr}");
+    // The cluster itself: the alias OS_ES_PACKAGES_INDEX_NAME names points at one index, which holds the three.
+    let cluster = osmem.url().as_str().trim_end_matches('/');
+    let aliases: serde_json::Value = reqwest::get(format!("{cluster}/_alias/os-packages"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let behind: Vec<&String> = aliases.as_object().unwrap().keys().collect();
+    assert_eq!(behind.len(), 1, "one index behind the alias: {aliases}");
+    let counted: serde_json::Value = reqwest::get(format!("{cluster}/os-packages/_count"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(counted["count"], 3, "{counted}");
 }
 
 #[test]
@@ -542,6 +589,9 @@ mod registry_import;
 
 // Loading as a deployer runs it, in this one test binary (one link on two cores, not two).
 mod loading;
+
+// Converting older descriptors as a publisher does.
+mod convert;
 
 /// The harness's slow source, included by path: this crate's tests cannot depend on the harness crate.
 #[path = "../../../tests/src/slow_source.rs"]

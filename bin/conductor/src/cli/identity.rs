@@ -22,6 +22,14 @@ pub enum KeysCommand {
         #[arg(long, default_value = ".")]
         out: PathBuf,
     },
+    /// List users' personal API keys (never their secrets), all or one user's.
+    List {
+        /// An e-mail address or a user id.
+        #[arg(long)]
+        user: Option<String>,
+    },
+    /// Revoke a personal API key by its id, whoever owns it.
+    Revoke { id: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -81,8 +89,8 @@ pub enum SecretsCommand {
     },
 }
 
-pub fn keys(command: KeysCommand) -> Result<()> {
-    let KeysCommand::Generate { out } = command;
+/// `keys generate`: a new RS256 pair under `out`.
+pub fn generate_keys(out: &Path) -> Result<()> {
     let private = out.join("private.pem");
     let public = out.join("public.pem");
     for path in [&private, &public] {
@@ -90,7 +98,7 @@ pub fn keys(command: KeysCommand) -> Result<()> {
             bail!("{} exists; keys are never overwritten", path.display());
         }
     }
-    fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+    fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
     let generated = KeySet::generate()?;
     conductor_auth::keys::write_private(&private, generated.private_pem.expose_secret())?;
     fs::write(&public, &generated.public_pem).with_context(|| format!("writing {}", public.display()))?;

@@ -1,8 +1,10 @@
-//! The `conductor` command line: `serve` (the default), `migrate`, `config show`, `keys generate`,
-//! `token mint`, `permissions grant|revoke|list`, `secrets encode|decode`, `search reindex`, `package load|remove`, `registry import`.
+//! The `conductor` command line: `serve` (the default), `migrate`, `config show`, `keys generate|list|revoke`,
+//! `token mint`, `permissions grant|revoke|list`, `secrets encode|decode`, `search reindex`, `package load|remove`, `registry import`, `publish`, `healthcheck`.
 
+mod api_keys;
 mod identity;
 mod package;
+mod publish;
 mod registry;
 
 use std::path::PathBuf;
@@ -41,7 +43,7 @@ enum Command {
         #[command(subcommand)]
         action: ConfigAction,
     },
-    /// Signing keys.
+    /// Signing keys, and users' personal API keys.
     Keys {
         #[command(subcommand)]
         action: identity::KeysCommand,
@@ -71,6 +73,14 @@ enum Command {
         #[command(subcommand)]
         action: package::PackageCommand,
     },
+    /// Publish a local package to a remote Conductor over HTTP with an API key (for scripts and CI).
+    Publish(publish::PublishArgs),
+    /// Exit 0 when a gateway answers 200 at URL within 5 s, 1 otherwise (a container's HEALTHCHECK: the image
+    /// needs no curl).
+    Healthcheck {
+        #[arg(long, default_value = "http://127.0.0.1:8000/healthz")]
+        url: url::Url,
+    },
     /// An existing deployment's registry, moved in.
     Registry {
         #[command(subcommand)]
@@ -95,6 +105,29 @@ const EXIT_CONFIG: u8 = 2;
 
 pub fn run() -> ExitCode {
     let cli = Cli::parse();
+    // Clients of a service (a remote one, or this one from inside its container): no configuration is read.
+    match cli.command {
+        Some(Command::Publish(args)) => {
+            return match publish::run(args) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(_) => ExitCode::FAILURE,
+            };
+        }
+        Some(Command::Healthcheck { url }) => return healthcheck(&url),
+        // A publisher's own files, on their machine.
+        Some(Command::Package {
+            action: package::PackageCommand::Convert { path },
+        }) => {
+            return match package::convert(&path) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(error) => {
+                    eprintln!("conductor: {error:#}");
+                    ExitCode::FAILURE
+                }
+            };
+        }
+        _ => {}
+    }
     let env = Environment::from_process();
     let settings = match Settings::load(&cli.config_dir, &env) {
         Ok(settings) => settings,
@@ -120,7 +153,12 @@ pub fn run() -> ExitCode {
         Command::Config {
             action: ConfigAction::Show,
         } => show(&settings),
-        Command::Keys { action } => identity::keys(action),
+        Command::Keys {
+            action: identity::KeysCommand::Generate { out },
+        } => identity::generate_keys(&out),
+        Command::Keys { action } => {
+            actix_web::rt::System::new().block_on(api_keys::administer(settings, action))
+        }
         Command::Token { action } => actix_web::rt::System::new().block_on(identity::token(settings, action)),
         Command::Permissions { action } => {
             actix_web::rt::System::new().block_on(identity::permissions(settings, action))
@@ -135,11 +173,34 @@ pub fn run() -> ExitCode {
         Command::Registry { action } => {
             actix_web::rt::System::new().block_on(registry::registry(settings, action))
         }
+        // Taken before the settings are read (above); kept here so the match stays whole.
+        Command::Publish(args) => publish::run(args),
+        Command::Healthcheck { url } => {
+            return healthcheck(&url);
+        }
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("conductor: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn healthcheck(url: &url::Url) -> ExitCode {
+    let check = async {
+        let client = reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(5))
+            .build()?;
+        let status = client.get(url.clone()).send().await?.status();
+        anyhow::ensure!(status.is_success(), "{url} answered {status}");
+        Ok(())
+    };
+    match actix_web::rt::System::new().block_on(check) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("conductor: unhealthy: {error:#}");
             ExitCode::FAILURE
         }
     }

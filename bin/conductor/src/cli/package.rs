@@ -1,5 +1,5 @@
-//! `conductor package load PATH|URL --owner EMAIL|ID` (the loader run in-process, with a progress bar) and
-//! `conductor package remove ID...`.
+//! `conductor package load PATH|URL --owner EMAIL|ID` (the loader run in-process, with a progress bar),
+//! `conductor package remove ID...` and `conductor package convert PATH` (an older descriptor in the current form).
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -28,11 +28,44 @@ pub enum PackageCommand {
         #[arg(required = true)]
         ids: Vec<String>,
     },
+    /// Prints a datapackage.json (or its folder's) in the current form: `osType` fields and Fiscal Data Package
+    /// 0.3 `model`/`mapping` translated to `columnType`s, as a load translates them. Reads no configuration.
+    Convert { path: PathBuf },
+}
+
+/// `conductor package convert`: the translated descriptor on stdout, or every problem found.
+pub fn convert(given: &Path) -> anyhow::Result<()> {
+    let path = descriptor_path(given)?;
+    let bytes = std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
+    let descriptor: serde_json::Value =
+        serde_json::from_slice(&bytes).with_context(|| format!("{} is not JSON", path.display()))?;
+    let vocabulary = conductor_loader::Vocabulary::embedded().context("the embedded vocabulary")?;
+    let translated = conductor_loader::translate(&vocabulary, &descriptor).map_err(|problems| {
+        let lines: Vec<String> = problems.iter().map(ToString::to_string).collect();
+        anyhow::anyhow!(
+            "{} cannot be translated:\n  {}",
+            path.display(),
+            lines.join("\n  ")
+        )
+    })?;
+    // The load reads it as it would read this output: checked the same way, so a printed form always loads.
+    conductor_loader::package_model(&vocabulary, &translated.descriptor)
+        .with_context(|| format!("{} translates, but would not load", path.display()))?;
+    let mut text = serde_json::to_string_pretty(&translated.descriptor)?;
+    text.push('\n');
+    std::io::Write::write_all(&mut std::io::stdout().lock(), text.as_bytes())?;
+    Ok(())
 }
 
 pub async fn package(settings: Settings, command: PackageCommand) -> anyhow::Result<()> {
-    let mut loading = super::migrated_services(&settings).await?.loading;
+    if let PackageCommand::Convert { path } = &command {
+        return convert(path);
+    }
+    // Two connections: the staging holds one for the whole load, and progress and heartbeats need the other.
+    let (database, mut loading) = crate::services::Services::build_loading(&settings, 2)?;
+    database.migrate().await?;
     match command {
+        PackageCommand::Convert { .. } => Ok(()),
         PackageCommand::Load { source, owner } => {
             let owner = owner_id(&owner)?;
             let url = match url::Url::parse(&source) {
@@ -68,7 +101,7 @@ pub async fn package(settings: Settings, command: PackageCommand) -> anyhow::Res
     }
 }
 
-fn owner_id(raw: &str) -> anyhow::Result<UserId> {
+pub(super) fn owner_id(raw: &str) -> anyhow::Result<UserId> {
     if raw.contains('@') {
         Ok(UserId::from_email(raw))
     } else {

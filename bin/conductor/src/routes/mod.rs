@@ -3,6 +3,7 @@
 pub mod datastore;
 pub mod health;
 pub mod home;
+pub mod keys;
 pub mod oauth;
 pub mod openapi;
 pub mod package;
@@ -17,6 +18,7 @@ use actix_web::web::ServiceConfig;
 ///
 /// - `/healthz`, `/readyz`, and `/metrics` unless it has an address of its own (`health`)
 /// - `/user/check|authorize|update|public-key|lib|lib.mjs`, `/.well-known/jwks.json` (`user`)
+/// - `/user/keys`, `/user/keys/{id}` (`keys`)
 /// - `/oauth/<provider>/login|callback`, `/oauth/google_callback` (`oauth`)
 /// - `/datastore/`, `/datastore/authorize`, `/datastore/info` (`datastore`)
 /// - `/search/<kind>` (`search`)
@@ -30,6 +32,7 @@ pub fn configure(cfg: &mut ServiceConfig, metrics_here: bool, document: &utoipa:
         health::configure_metrics(cfg);
     }
     user::configure(cfg);
+    keys::configure(cfg);
     oauth::configure(cfg);
     datastore::configure(cfg);
     search::configure(cfg);

@@ -8,7 +8,7 @@ use utoipa::{Modify, OpenApi};
 use utoipa_swagger_ui::SwaggerUi;
 
 use crate::error::{ErrorAnswer, SuccessFailure, UploadFailure};
-use crate::routes::{datastore, health, home, oauth, package, search, user};
+use crate::routes::{datastore, health, home, keys, oauth, package, search, user};
 
 const DESCRIPTION: &str = "\
 Identity and access, signed uploads to the datastore, loading fiscal data packages and package search for \
@@ -16,7 +16,9 @@ OpenSpending, wire-compatible with the original OS Conductor.
 
 **Tokens.** A *user token* comes from a login (`/oauth/{provider}/login`, returning to `next` with `#jwt=`); \
 `/user/authorize?service=os.datastore` turns it into a *permission token*, which the datastore and `/package/*` \
-routes require. Either is sent as the `jwt` parameter, the `Auth-Token` header or `Authorization: Bearer`.
+routes require. Either is sent as the `jwt` parameter, the `Auth-Token` header or `Authorization: Bearer`. \
+A personal *API key* (`cnd_...`, made at `/user/keys`) is accepted wherever a user token is, for scripts; \
+`/user/authorize` turns it into a permission token narrowed to the key's scope.
 
 **Errors.** Most routes answer `{\"error\": {\"code\", \"message\"}}`. Where the original's clients read another \
 shape it is kept: `{\"success\": false, \"error\"}` (`/user/update`, `/package/publish|delete|update_params|run-hooks`) \
@@ -79,6 +81,7 @@ pub fn document(base_url: &url::Url, metrics_here: bool) -> Document {
         home::Described::openapi(),
         health::Described::openapi(),
         user::Described::openapi(),
+        keys::Described::openapi(),
         oauth::Described::openapi(),
         datastore::Described::openapi(),
         search::Described::openapi(),

@@ -37,7 +37,7 @@ async fn search(
     caller: OptionalUser,
     state: web::Data<SearchState>,
 ) -> Result<HttpResponse, ApiError> {
-    let viewer = caller.user().map(|claims| claims.userid.clone());
+    let viewer = caller.caller().map(|caller| caller.userid().clone());
     let hits: Arc<dyn Hits> = state
         .search
         .search(&kind, caller.params.iter(), viewer)

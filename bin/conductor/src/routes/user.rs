@@ -5,7 +5,7 @@ use actix_web::middleware::from_fn;
 use actix_web::{HttpResponse, web};
 use serde_json::Value;
 
-use crate::credentials::OptionalUser;
+use crate::credentials::{Caller, OptionalUser};
 use crate::error::{ApiError, ErrorAnswer, SuccessFailure, success_shape};
 use crate::routes::wire::{
     Authenticated, AuthorizeAnswer, Authorized, CheckAnswer, NoPermissions, NotAuthenticated, ProfileAnswer,
@@ -38,8 +38,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     responses((status = 200, body = CheckAnswer)),
     security((), ("jwt" = []), ("auth_token" = []), ("bearer" = [])))]
 async fn check(caller: OptionalUser, identity: web::Data<Identity>) -> Result<HttpResponse, ApiError> {
-    let profile = match caller.user() {
-        Some(user) => identity.accounts.profile(user).await?,
+    let profile = match caller.caller() {
+        Some(caller) => identity.accounts.profile(caller.userid()).await?,
         None => None,
     };
     let answer = match profile {
@@ -77,14 +77,17 @@ async fn authorize(caller: OptionalUser, identity: web::Data<Identity>) -> Resul
         .get("service")
         .filter(|s| !s.is_empty())
         .ok_or_else(|| ApiError::bad_request("missing-service", "the service parameter is required"))?;
-    let Some(user) = caller.user() else {
-        return Ok(
-            HttpResponse::Ok().json(AuthorizeAnswer::NoPermissions(NoPermissions {
-                permissions: serde_json::Map::new(),
-            })),
-        );
+    let granted = match caller.caller() {
+        Some(Caller::User(user)) => identity.accounts.authorize(user, service).await?,
+        Some(Caller::Key(key)) => identity.api_keys.authorize(key, service).await?,
+        None => {
+            return Ok(
+                HttpResponse::Ok().json(AuthorizeAnswer::NoPermissions(NoPermissions {
+                    permissions: serde_json::Map::new(),
+                })),
+            );
+        }
     };
-    let granted = identity.accounts.authorize(user, service).await?;
     Ok(HttpResponse::Ok().json(AuthorizeAnswer::Authorized(Authorized {
         token: granted.token,
         userid: granted.userid.to_string(),
@@ -106,7 +109,7 @@ async fn update(caller: OptionalUser, identity: web::Data<Identity>) -> Result<H
         .params
         .get("username")
         .ok_or_else(|| ApiError::bad_request("missing-username", "the username parameter is required"))?;
-    let user = caller.required()?;
+    let user = caller.user_token()?;
     identity.accounts.set_username(user, username).await?;
     Ok(HttpResponse::Ok().json(Success::YES))
 }

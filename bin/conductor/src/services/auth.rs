@@ -4,8 +4,10 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 
+use conductor_auth::api_keys::ApiKeyParts;
 use conductor_auth::oidc::{LoginFlow, ProviderConfig};
-use conductor_auth::{Accounts, KeyError, KeySet, PublicKey, TokenIssuer, TokenPolicy};
+use conductor_auth::rate::RateCounter;
+use conductor_auth::{Accounts, ApiKeys, KeyError, KeySet, PublicKey, TokenIssuer, TokenPolicy};
 use conductor_core::Clock;
 use conductor_permissions::PermissionService;
 use conductor_store::Repositories;
@@ -23,6 +25,10 @@ const BASE_URL_PLACEHOLDER: &str = "__CONDUCTOR_BASE_URL__";
 #[derive(Debug)]
 pub struct Identity {
     pub accounts: Accounts,
+    /// Personal API keys, accepted wherever a user token is.
+    pub api_keys: ApiKeys,
+    /// `server.trusted_proxies`: whose `X-Forwarded-For` names the client.
+    pub trusted_proxies: Vec<IpAddr>,
     pub login: LoginFlow,
     /// Whether the `dev` provider is active (configured, loopback base URL, not production).
     pub dev_login: bool,
@@ -43,9 +49,18 @@ impl Identity {
         settings: &AuthSettings,
         site: Site<'_>,
         repositories: &Repositories,
+        rates: Arc<dyn RateCounter>,
         clock: Arc<dyn Clock>,
     ) -> Result<Self, StartupError> {
         let accounts = accounts(settings, site, repositories, clock.clone(), None)?;
+        let api_keys = ApiKeys::new(ApiKeyParts {
+            keys: repositories.api_keys.clone(),
+            permissions: PermissionService::new(repositories.permissions.clone()),
+            tokens: accounts.tokens().clone(),
+            rates,
+            clock: clock.clone(),
+            policy: settings.api_keys.policy(),
+        });
         let base_url = site.base_url.clone();
         let login = LoginFlow::new(
             provider_configs(settings, &base_url)?,
@@ -77,6 +92,8 @@ impl Identity {
         }
         Ok(Self {
             accounts,
+            api_keys,
+            trusted_proxies: site.trusted_proxies.to_vec(),
             login,
             dev_login,
             google_alias,

@@ -65,6 +65,8 @@ pub struct Site<'a> {
     pub bind: SocketAddr,
     /// `CONDUCTOR_ENV=production`: fallbacks are errors.
     pub production: bool,
+    /// `server.trusted_proxies`.
+    pub trusted_proxies: &'a [std::net::IpAddr],
 }
 
 impl<'a> Site<'a> {
@@ -74,6 +76,7 @@ impl<'a> Site<'a> {
             base_url: &settings.server.base_url,
             bind: settings.server.bind,
             production: settings.is_production(),
+            trusted_proxies: &settings.server.trusted_proxies,
         }
     }
 }
@@ -99,14 +102,53 @@ impl Services {
     /// Opens the database (`pool_size` connections) and builds every service on it. Nothing is started: the
     /// gateway starts the workers and background tasks it wants; a command uses what it needs.
     pub fn build(settings: &Settings, pool_size: u32) -> Result<Self, StartupError> {
+        let parts = LoadingParts::build(settings, pool_size)?;
+        let identity = auth::Identity::build(
+            &settings.auth,
+            Site::of(settings),
+            parts.database.repositories(),
+            rate_counter(&settings.cache)?,
+            parts.clock.clone(),
+        )?;
+        Ok(Self {
+            database: parts.database,
+            clock: parts.clock,
+            identity,
+            storage: parts.storage,
+            search: parts.search,
+            loading: parts.loading,
+        })
+    }
+
+    /// Only what loading needs (the database, datastore, search and the loader), for `conductor package`: no
+    /// signing keys are read, which cost a tenth of a second of RSA key checks before every command-line load.
+    pub fn build_loading(
+        settings: &Settings,
+        pool_size: u32,
+    ) -> Result<(Arc<Database>, loader::Loading), StartupError> {
+        let parts = LoadingParts::build(settings, pool_size)?;
+        Ok((parts.database, parts.loading))
+    }
+}
+
+/// Every service but identity.
+struct LoadingParts {
+    database: Arc<Database>,
+    clock: Arc<dyn Clock>,
+    storage: datastore::Storage,
+    search: Arc<search::SearchState>,
+    loading: loader::Loading,
+}
+
+impl LoadingParts {
+    fn build(settings: &Settings, pool_size: u32) -> Result<Self, StartupError> {
         let database_url = DatabaseUrl::parse(settings.database_url().expose())?;
         let database = Arc::new(Database::open(&database_url, pool_size)?);
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         let site = Site::of(settings);
-        let repositories = database.repositories();
-        let identity = auth::Identity::build(&settings.auth, site, repositories, clock.clone())?;
         let storage = datastore::Storage::build(&settings.datastore, site, clock.clone())?;
-        let search = search::SearchState::build(&settings.search, site, repositories, clock.clone())?;
+        let search =
+            search::SearchState::build(&settings.search, site, database.repositories(), clock.clone())?;
         let loading = loader::Loading::build(
             loader::LoadingSettings {
                 loader: &settings.loader,
@@ -121,10 +163,22 @@ impl Services {
         Ok(Self {
             database,
             clock,
-            identity,
             storage,
             search,
             loading,
         })
     }
+}
+
+/// Where API key uses are counted: Redis when `cache.redis_url` is set (one count for every replica), else in
+/// process.
+fn rate_counter(
+    cache: &crate::settings::CacheSettings,
+) -> Result<Arc<dyn conductor_auth::rate::RateCounter>, StartupError> {
+    Ok(match &cache.redis_url {
+        Some(url) => Arc::new(
+            conductor_store::redis_rates::RedisRates::new(url.expose()).map_err(StartupError::Invalid)?,
+        ),
+        None => Arc::new(conductor_auth::rate::LocalRates::default()),
+    })
 }

@@ -38,6 +38,52 @@ pub struct AuthSettings {
     /// The provider the web clients' login button uses: they read only `providers.google.url`, so `/user/check`
     /// also lists this provider as `google` (when no provider is named `google` itself).
     pub web_client_provider: Option<String>,
+    /// Personal API keys for scripts (`/user/keys`).
+    pub api_keys: ApiKeySettings,
+}
+
+/// The `auth.api_keys.*` bounds (DESIGN §5).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ApiKeySettings {
+    /// Live keys one user may hold.
+    pub max_per_user: u64,
+    /// The longest lifetime a key may be given. Unset: keys may also be made without an expiry.
+    #[serde(with = "humantime_serde")]
+    pub max_lifetime: Option<Duration>,
+    /// Requests one key may make per minute.
+    pub uses_per_minute: u64,
+    /// Failed key attempts one client address may make per minute before it is refused for the rest of it.
+    pub failed_attempts_per_minute: u64,
+    /// Lifetime of a permission token issued for a key (at most `permission_token_ttl`).
+    #[serde(with = "humantime_serde")]
+    pub permission_token_ttl: Duration,
+}
+
+impl Default for ApiKeySettings {
+    fn default() -> Self {
+        let policy = conductor_auth::api_keys::KeyPolicy::default();
+        Self {
+            max_per_user: policy.max_per_user,
+            max_lifetime: policy.max_lifetime,
+            uses_per_minute: policy.uses_per_window,
+            failed_attempts_per_minute: policy.failures_per_window,
+            permission_token_ttl: policy.token_ttl,
+        }
+    }
+}
+
+impl ApiKeySettings {
+    pub fn policy(&self) -> conductor_auth::api_keys::KeyPolicy {
+        conductor_auth::api_keys::KeyPolicy {
+            max_per_user: self.max_per_user,
+            max_lifetime: self.max_lifetime,
+            uses_per_window: self.uses_per_minute,
+            failures_per_window: self.failed_attempts_per_minute,
+            window: Duration::from_secs(60),
+            token_ttl: self.permission_token_ttl,
+        }
+    }
 }
 
 impl AuthSettings {
@@ -75,6 +121,7 @@ impl Default for AuthSettings {
             providers: BTreeMap::new(),
             dev_login: false,
             web_client_provider: None,
+            api_keys: ApiKeySettings::default(),
         }
     }
 }

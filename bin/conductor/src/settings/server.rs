@@ -1,6 +1,6 @@
 //! The `server.*` section (DESIGN §9): where the gateway listens and the bounds every request meets.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use bytesize::ByteSize;
@@ -24,6 +24,9 @@ pub struct ServerSettings {
     /// Connections one client address may hold open at once (0: no cap). Behind a reverse proxy every client
     /// is the proxy's address: raise it or cap at the proxy.
     pub max_connections_per_client: usize,
+    /// Reverse proxies whose `X-Forwarded-For` is believed: a request from one of these addresses is counted
+    /// (for the API key rate limits) as coming from the nearest address before them in the header.
+    pub trusted_proxies: Vec<IpAddr>,
     /// Serve `/metrics` only on this address (an internal port) instead of on `bind`.
     pub metrics_bind: Option<SocketAddr>,
     pub cors: CorsSettings,
@@ -45,6 +48,7 @@ impl Default for ServerSettings {
             body_timeout: Duration::from_secs(30),
             min_body_rate: ByteSize::kib(64),
             max_connections_per_client: 64,
+            trusted_proxies: Vec::new(),
             metrics_bind: None,
             cors: CorsSettings::default(),
         }
