@@ -24,6 +24,9 @@ const ROUTES: &[&str] = &[
     "GET /user/check",
     "GET /user/authorize",
     "POST /user/update",
+    "GET /user/keys",
+    "POST /user/keys",
+    "DELETE /user/keys/{id}",
     "GET /user/public-key",
     "GET /user/lib",
     "GET /user/lib.mjs",
@@ -128,7 +131,8 @@ async fn every_route_is_described_and_every_description_routes() {
         let concrete = path
             .replace("{kind}", "package")
             .replace("{provider}", "dev")
-            .replace("{key}", "owner/package/datapackage.json");
+            .replace("{key}", "owner/package/datapackage.json")
+            .replace("{id}", "0123456789ab");
         let response = app
             .client
             .request(Method::from_bytes(method.as_bytes()).unwrap(), app.url(&concrete))

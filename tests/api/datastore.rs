@@ -4,9 +4,8 @@ use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
-use conductor::settings::{DatastoreBackend, S3Settings, Secret};
 use conductor_core::{Clock, SystemClock, UserId};
-use conductor_tests::s3::{ACCESS_KEY, BUCKET, S3Server, SECRET_KEY};
+use conductor_tests::s3::S3Server;
 use conductor_tests::{Backend, TestApp, spawn_app_with};
 use md5::{Digest, Md5};
 use reqwest::StatusCode;
@@ -33,19 +32,10 @@ async fn store(adapter: Adapter, url_ttl: Duration) -> Store {
         Adapter::Local => None,
         Adapter::S3 => Some(S3Server::start().await.expect("s3s-fs")),
     };
-    let endpoint = s3.as_ref().map(|s| s.endpoint.clone());
     let app = spawn_app_with(Backend::Sqlite, |s| {
         s.datastore.url_ttl = url_ttl;
-        if let Some(endpoint) = endpoint {
-            s.datastore.backend = DatastoreBackend::S3;
-            s.datastore.s3 = S3Settings {
-                endpoint: Some(endpoint),
-                region: "us-east-1".into(),
-                bucket: Some(BUCKET.into()),
-                access_key: Some(ACCESS_KEY.into()),
-                secret_key: Some(Secret::new(SECRET_KEY)),
-                path_style: true,
-            };
+        if let Some(s3) = &s3 {
+            s3.configure(s);
         }
     })
     .await;
@@ -119,24 +109,43 @@ async fn authorize(app: &TestApp, token: Option<&str>, body: &Value) -> (StatusC
 
 /// PUTs `body` as os-packager does: to `upload_url?<first of each upload_query>`, with the signed headers.
 async fn put(app: &TestApp, file: &Value, body: &[u8], md5_header: &str) -> StatusCode {
+    put_url(app, &signed_url(file), body, md5_header).await
+}
+
+async fn put_url(app: &TestApp, url: &str, body: &[u8], md5_header: &str) -> StatusCode {
+    put_as(app, url, body, md5_header, "application/octet-stream")
+        .await
+        .0
+}
+
+/// A PUT with this Content-Type; the status and the body (our JSON error, or S3's XML one).
+async fn put_as(
+    app: &TestApp,
+    url: &str,
+    body: &[u8],
+    md5_header: &str,
+    content_type: &str,
+) -> (StatusCode, String) {
+    let response = app
+        .client
+        .put(url)
+        .header("Content-MD5", md5_header)
+        .header("Content-Type", content_type)
+        .body(body.to_vec())
+        .send()
+        .await
+        .unwrap();
+    (response.status(), response.text().await.unwrap_or_default())
+}
+
+/// The URL of a signed file with its query.
+fn signed_url(file: &Value) -> String {
     let mut url = url::Url::parse(file["upload_url"].as_str().unwrap()).unwrap();
     for (name, values) in file["upload_query"].as_object().unwrap() {
         url.query_pairs_mut()
             .append_pair(name, values[0].as_str().unwrap());
     }
-    put_url(app, url.as_str(), body, md5_header).await
-}
-
-async fn put_url(app: &TestApp, url: &str, body: &[u8], md5_header: &str) -> StatusCode {
-    app.client
-        .put(url)
-        .header("Content-MD5", md5_header)
-        .header("Content-Type", "application/octet-stream")
-        .body(body.to_vec())
-        .send()
-        .await
-        .unwrap()
-        .status()
+    url.into()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -225,30 +234,52 @@ async fn bad_uploads_are_rejected_and_leave_nothing() {
                 };
             url.query_pairs_mut().append_pair(name, &value);
         }
+        // Each refusal says which check refused: the body was not the signed MD5 (400, a digest error), or the
+        // request was not the one signed (403, a signature error: length, MD5 header, type and signature are all
+        // bound into it). Our JSON codes on the local store, S3's own error codes on s3s-fs.
+        let plain = signed_url(file);
+        let octets = "application/octet-stream";
         let cases = [
             (
                 "bytes that differ from the authorized MD5",
-                put(app, file, &tampered, &md5(CSV)).await,
+                put_as(app, &plain, &tampered, &md5(CSV), octets).await,
+                400,
             ),
-            ("a longer body", put(app, file, &longer, &md5(&longer)).await),
+            (
+                "a longer body",
+                put_as(app, &plain, &longer, &md5(&longer), octets).await,
+                403,
+            ),
             (
                 "a shorter body",
-                put(app, file, &CSV[..10], &md5(&CSV[..10])).await,
+                put_as(app, &plain, &CSV[..10], &md5(&CSV[..10]), octets).await,
+                403,
             ),
             (
                 "a wrong Content-MD5 header",
-                put(app, file, &tampered, &md5(&tampered)).await,
+                put_as(app, &plain, &tampered, &md5(&tampered), octets).await,
+                403,
+            ),
+            (
+                "another Content-Type than signed",
+                put_as(app, &plain, CSV, &md5(CSV), "text/html").await,
+                403,
             ),
             (
                 "a tampered signature",
-                put_url(app, url.as_str(), CSV, &md5(CSV)).await,
+                put_as(app, url.as_str(), CSV, &md5(CSV), octets).await,
+                403,
             ),
         ];
-        for (case, status) in cases {
-            assert!(
-                status == StatusCode::BAD_REQUEST || status == StatusCode::FORBIDDEN,
-                "{adapter:?} {case}: {status}"
-            );
+        for (case, (status, answer), expected) in cases {
+            assert_eq!(status.as_u16(), expected, "{adapter:?} {case}: {answer}");
+            let code = match (adapter, expected) {
+                (Adapter::Local, 400) => "\"bad-digest\"",
+                (Adapter::Local, _) => "\"signature-does-not-match\"",
+                (Adapter::S3, 400) => "<Code>BadDigest</Code>",
+                (Adapter::S3, _) => "<Code>SignatureDoesNotMatch</Code>",
+            };
+            assert!(answer.contains(code), "{adapter:?} {case}: {answer}");
             assert_eq!(
                 store.stored(&format!("{owner}/budget/data/budget.csv")).await,
                 None,

@@ -47,7 +47,7 @@ async fn without_auto_migrate_readiness_waits_for_migrations() {
         let (status, body) = app.get_json("/readyz").await;
         assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{backend:?}");
         assert_eq!(
-            body["checks"]["database"], "3 migration(s) pending",
+            body["checks"]["database"], "4 migration(s) pending",
             "{backend:?}"
         );
     }
@@ -165,4 +165,57 @@ async fn cors_allows_configured_origins_with_credentials_only() {
         "https://openspending.example"
     );
     assert!(simple.headers().contains_key("x-request-id"));
+}
+
+/// The migration lock of `conductor-store` (`MIGRATION_LOCK_ID`): "conducto" in ASCII.
+const MIGRATION_LOCK_ID: i64 = 0x636f_6e64_7563_746f;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_migrate_under_the_advisory_lock_one_at_a_time() {
+    use std::sync::mpsc;
+    use std::time::Duration;
+    let database = conductor_store::testing::TestDatabase::postgres().expect("PostgreSQL for tests");
+    // Another replica migrating: the test holds the lock on a connection of its own.
+    let url = database.url().to_owned();
+    let (locked_tx, locked_rx) = mpsc::channel();
+    let (release_tx, release_rx) = mpsc::channel::<()>();
+    let holder = std::thread::spawn(move || {
+        let mut client = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+        client
+            .execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK_ID])
+            .unwrap();
+        locked_tx.send(()).unwrap();
+        release_rx.recv().unwrap();
+        client
+            .execute("SELECT pg_advisory_unlock($1)", &[&MIGRATION_LOCK_ID])
+            .unwrap();
+    });
+    locked_rx.recv().unwrap();
+    let (first, second) = tokio::join!(
+        conductor_tests::spawn_on_url(database.url(), |_| {}),
+        conductor_tests::spawn_on_url(database.url(), |_| {}),
+    );
+    // While the lock is held, neither migrates: both say so and serve no traffic.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    for app in [&first, &second] {
+        let (status, body) = app.get_json("/readyz").await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+        assert_eq!(body["checks"]["database"], "4 migration(s) pending", "{body}");
+    }
+    release_tx.send(()).unwrap();
+    holder.join().unwrap();
+    for app in [&first, &second] {
+        assert!(
+            app.wait_for_readiness(StatusCode::OK, Duration::from_secs(30))
+                .await
+        );
+    }
+    assert_eq!(
+        conductor_tests::packages::query_number(
+            database.url(),
+            "SELECT count(*) FROM __diesel_schema_migrations"
+        ),
+        Ok(4),
+        "each migration applied once"
+    );
 }

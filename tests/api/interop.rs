@@ -12,7 +12,7 @@ use serde_json::Value;
 use crate::package::{load, record};
 
 /// The database URL as SQLAlchemy (babbage's) spells it.
-fn sqlalchemy_url(database_url: &str) -> String {
+pub(crate) fn sqlalchemy_url(database_url: &str) -> String {
     if let Some(path) = database_url.strip_prefix("sqlite://") {
         // Three slashes and the absolute path (which brings the fourth).
         format!("sqlite:///{path}")
@@ -23,15 +23,47 @@ fn sqlalchemy_url(database_url: &str) -> String {
     }
 }
 
-async fn babbage_reads_every_fixture(backend: Backend) {
+/// Runs `babbage_check.py` over a loaded package: its Babbage `model` (as listed), the database, and the package
+/// folder whose CSV the numbers are checked against; returns the check's summary, or fails with its report.
+pub(crate) fn babbage_check(
+    database_url: &str,
+    model: &Value,
+    package: &std::path::Path,
+    label: &str,
+) -> Value {
     let python = std::env::var_os("CONDUCTOR_TEST_BABBAGE_PYTHON")
         .expect("CONDUCTOR_TEST_BABBAGE_PYTHON: babbage's Python (./scripts/test installs it)");
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("interop/babbage_check.py");
+    let work = tempfile::tempdir().unwrap();
+    let model_path = work.path().join("model.json");
+    std::fs::write(&model_path, model.to_string()).unwrap();
+    let checked = Command::new(&python)
+        .arg(&script)
+        .arg("--db-url")
+        .arg(sqlalchemy_url(database_url))
+        .arg("--model")
+        .arg(&model_path)
+        .arg("--package")
+        .arg(package)
+        .output()
+        .expect("babbage's Python runs");
+    let stdout = String::from_utf8_lossy(&checked.stdout);
+    let stderr = String::from_utf8_lossy(&checked.stderr);
+    assert!(
+        checked.status.success(),
+        "{label}: babbage disagrees with the CSV\n{stdout}\n{stderr}"
+    );
+    let summary: Value = serde_json::from_str(stdout.lines().last().unwrap_or_default())
+        .unwrap_or_else(|e| panic!("{label}: no summary ({e}): {stdout}"));
+    assert!(summary["rows"].as_i64().unwrap_or(0) > 0, "{label}: {summary}");
+    summary
+}
+
+async fn babbage_reads_every_fixture(backend: Backend) {
     let app = spawn_app(backend).await;
     let token = permission_token(&app, "os-api@example.org").await;
     let user = app.log_in("os-api@example.org").await;
     let owner = userid_of(&token);
-    let work = tempfile::tempdir().unwrap();
     for name in ["os-packager-example", "boost-moldova", "ukgov-finances-cra"] {
         let (_, _, last) = load(&app, &token, name).await;
         assert_eq!(last["status"], "done", "{backend:?} {name}: {last}");
@@ -41,29 +73,11 @@ async fn babbage_reads_every_fixture(backend: Backend) {
         let listed = record(&app, &user, &id)
             .await
             .expect("the loaded package is listed");
-        let model = work.path().join(format!("{name}.model.json"));
-        std::fs::write(&model, listed["model"].to_string()).unwrap();
-        let checked = Command::new(&python)
-            .arg(&script)
-            .arg("--db-url")
-            .arg(sqlalchemy_url(&app.database_url))
-            .arg("--model")
-            .arg(&model)
-            .arg("--package")
-            .arg(fixture(name))
-            .output()
-            .expect("babbage's Python runs");
-        let stdout = String::from_utf8_lossy(&checked.stdout);
-        let stderr = String::from_utf8_lossy(&checked.stderr);
-        assert!(
-            checked.status.success(),
-            "{backend:?} {name}: babbage disagrees with the CSV\n{stdout}\n{stderr}"
-        );
-        let summary: Value = serde_json::from_str(stdout.lines().last().unwrap_or_default())
-            .unwrap_or_else(|e| panic!("{backend:?} {name}: no summary ({e}): {stdout}"));
-        assert!(
-            summary["rows"].as_i64().unwrap_or(0) > 0,
-            "{backend:?} {name}: {summary}"
+        babbage_check(
+            &app.database_url,
+            &listed["model"],
+            &fixture(name),
+            &format!("{backend:?} {name}"),
         );
     }
 }

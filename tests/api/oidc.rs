@@ -333,3 +333,49 @@ async fn a_presented_binding_cookie_is_never_reused() {
     assert_ne!(issued[0], planted, "the presented cookie was reused");
     assert_eq!(issued[0].len(), 43);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_provider_named_google_returns_to_the_original_google_callback() {
+    // The original registered `<base>/oauth/google_callback` with Google: a provider named `google` must send
+    // the browser there and finish the login there.
+    let port = free_port().unwrap();
+    let base = format!("http://127.0.0.1:{port}/");
+    let provider =
+        TestProvider::start(&[format!("{base}oauth/google_callback")]).expect("the test OIDC provider");
+    let issuer = provider.issuer.clone();
+    let app = spawn_app_with(Backend::Sqlite, |s| {
+        s.server.bind = format!("127.0.0.1:{port}").parse().unwrap();
+        s.server.base_url = Url::parse(&base).unwrap();
+        s.auth.redirect_allowlist = vec![base.clone()];
+        s.auth
+            .providers
+            .insert("google".into(), provider_settings(&issuer));
+    })
+    .await;
+    let browser = Browser::new();
+    let next = format!("{base}after-login");
+    let login = Url::parse_with_params(&app.url("/oauth/google/login"), [("next", next.as_str())]).unwrap();
+    let authorize = browser
+        .step(&login)
+        .await
+        .unwrap()
+        .expect("a redirect to the provider");
+    assert_eq!(
+        query(&authorize, "redirect_uri").as_deref(),
+        Some(format!("{base}oauth/google_callback").as_str())
+    );
+    let landed = browser
+        .walk(authorize, "alice", &next)
+        .await
+        .unwrap()
+        .expect("back at next, through /oauth/google_callback");
+    let token = fragment_token(&landed).expect("a token in the fragment");
+    assert_eq!(profile(&app, &token).await["id"], "google:alice");
+    let (_, check) = app.get_json("/user/check").await;
+    assert!(
+        check["providers"]["google"]["url"]
+            .as_str()
+            .is_some_and(|url| url.starts_with(&format!("{base}oauth/google/login"))),
+        "{check}"
+    );
+}

@@ -9,8 +9,8 @@ use std::time::Duration;
 use conductor::settings::SearchBackend;
 use conductor_search::testing::Osmem;
 use conductor_tests::packages::{
-    fixture, in_status_order, package_files, permission_token, query_number, start_load, tables,
-    upload_files, userid_of, wait_for_load,
+    dimension_joins, fixture, in_status_order, package_files, permission_token, query_number, start_load,
+    tables, upload_files, userid_of, wait_for_load,
 };
 use conductor_tests::slow_source::slow_source;
 use conductor_tests::{Backend, TestApp, spawn_app, spawn_app_with};
@@ -123,22 +123,8 @@ async fn fixtures_load_into_the_star_schema(backend: Backend) {
             .collect();
         assert_eq!(counts, dimensions, "{name}: distinct rows per dimension table");
         // Every fact row points at an existing row of every dimension table.
-        for dimension in record["model"]["dimensions"].as_object().unwrap().values() {
-            let id_column = dimension["join_column"][0].as_str().unwrap();
-            let attribute = dimension["attributes"]
-                .as_object()
-                .unwrap()
-                .values()
-                .next()
-                .unwrap();
-            let table = attribute["column"].as_str().unwrap().split_once('.').unwrap().0;
-            let joined = query_number(
-                db,
-                &format!(
-                    "SELECT count(*) FROM \"{fact}\" f JOIN \"{table}\" d ON f.\"{id_column}\" = d._fdp__id_"
-                ),
-            );
-            assert_eq!(joined, Ok(rows), "{name}: {id_column}");
+        for (table, _, joined) in dimension_joins(&record["model"]) {
+            assert_eq!(query_number(db, &joined), Ok(rows), "{name}: {table}");
         }
         assert_eq!(
             tables(db, &fact).iter().filter(|t| t.ends_with("__new")).count(),
@@ -341,6 +327,16 @@ async fn the_whole_flow(backend: Backend, opensearch: Option<&Osmem>) {
         stored["package"]["defaultParams"],
         json!({"params": "{\"visualizations\":[\"Treemap\"]}"})
     );
+    // A reload replaces the data and keeps what the owner set: the visibility and the default parameters.
+    let (status, body) = start_load(&app, &owner_token, &url).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(wait_for_load(&app, &url, LOAD_TIMEOUT).await.1["status"], "done");
+    let reloaded = record(&app, &owner_user, &id).await.unwrap();
+    assert_eq!(
+        reloaded["package"]["defaultParams"], stored["package"]["defaultParams"],
+        "kept on reload"
+    );
+    assert_eq!(reloaded["package"]["private"], stored["package"]["private"]);
     let response = app
         .client
         .post(app.url(&format!("/package/update_params{}", q(&owner_token, ""))))
@@ -579,55 +575,6 @@ async fn a_failed_reload_keeps_the_old_data_on_postgres() {
     a_failed_reload_keeps_the_old_data(Backend::Postgres).await;
 }
 
-async fn readers_never_see_an_empty_table_during_a_reload(backend: Backend) {
-    let app = spawn_app(backend).await;
-    let token = permission_token(&app, "owner@example.org").await;
-    let user = app.log_in("owner@example.org").await;
-    let id = format!("{}:generated", userid_of(&token));
-    let url = upload_files(&app, &token, "generated", &generated_package(3000, None)).await;
-    start_load(&app, &token, &url).await;
-    assert_eq!(wait_for_load(&app, &url, LOAD_TIMEOUT).await.1["status"], "done");
-    let fact = record(&app, &user, &id).await.unwrap()["model"]["fact_table"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let reader = {
-        let stop = stop.clone();
-        let db = app.database_url.clone();
-        std::thread::spawn(move || {
-            let mut seen = std::collections::BTreeSet::new();
-            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                let count = query_number(&db, &format!("SELECT count(*) FROM \"{fact}\""));
-                seen.insert(format!("{count:?}"));
-            }
-            seen
-        })
-    };
-    let url = upload_files(&app, &token, "generated", &generated_package(6000, None)).await;
-    start_load(&app, &token, &url).await;
-    assert_eq!(wait_for_load(&app, &url, LOAD_TIMEOUT).await.1["status"], "done");
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    let seen = reader.join().unwrap();
-    assert_eq!(
-        seen.into_iter().collect::<Vec<_>>(),
-        vec!["Ok(3000)".to_owned(), "Ok(6000)".to_owned()],
-        "only the old rows or the new ones"
-    );
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn readers_never_see_an_empty_table_during_a_reload_on_sqlite() {
-    readers_never_see_an_empty_table_during_a_reload(Backend::Sqlite).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn readers_never_see_an_empty_table_during_a_reload_on_postgres() {
-    readers_never_see_an_empty_table_during_a_reload(Backend::Postgres).await;
-}
-
 /// os-api-cache's keys for a package: an item key and the context set holding it (reference §5).
 fn cache_package(redis: &mut redis::Connection, id: &str) -> String {
     let item = format!("{id}:{{\"p\": \"/api/3/cubes/{id}/aggregate\", \"q\": \"drilldown=year\"}}");
@@ -698,6 +645,16 @@ async fn loads_and_updates_clear_the_os_api_cache_in_redis() {
         exists(&mut redis, &neighbours_item),
         "another package's answers stay"
     );
+    let item = cache_package(&mut redis, &id);
+    let (status, body) = app
+        .post_form(&format!("/package/delete?jwt={token}&id={id}"), &[])
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(!exists(&mut redis, &item), "a delete clears them too");
+    assert!(
+        exists(&mut redis, &neighbours_item),
+        "and leaves another package's"
+    );
     redis::cmd("DEL")
         .arg(&neighbours_item)
         .arg(format!("ctx:{}", json!(neighbour)))
@@ -707,22 +664,9 @@ async fn loads_and_updates_clear_the_os_api_cache_in_redis() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn loads_from_an_s3_datastore_through_signed_reads() {
-    use conductor::settings::{DatastoreBackend, S3Settings, Secret};
-    use conductor_tests::s3::{ACCESS_KEY, BUCKET, S3Server, SECRET_KEY};
+    use conductor_tests::s3::S3Server;
     let s3 = S3Server::start().await.expect("s3s-fs");
-    let endpoint = s3.endpoint.clone();
-    let app = spawn_app_with(Backend::Postgres, |s| {
-        s.datastore.backend = DatastoreBackend::S3;
-        s.datastore.s3 = S3Settings {
-            endpoint: Some(endpoint),
-            region: "us-east-1".into(),
-            bucket: Some(BUCKET.into()),
-            access_key: Some(ACCESS_KEY.into()),
-            secret_key: Some(Secret::new(SECRET_KEY)),
-            path_style: true,
-        };
-    })
-    .await;
+    let app = spawn_app_with(Backend::Postgres, |s| s3.configure(s)).await;
     let token = permission_token(&app, "s3@example.org").await;
     let user = app.log_in("s3@example.org").await;
     // The bucket is private: an unsigned GET of the uploaded file is refused, so the loader must sign its reads.

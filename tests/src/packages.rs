@@ -243,3 +243,117 @@ pub fn tables(database_url: &str, prefix: &str) -> Vec<String> {
     let warehouse = database.warehouse();
     off_runtime(|| warehouse.tables_with_prefix(prefix).expect("tables listed"))
 }
+
+/// Runs one query of a held transaction (or, given `None`, commits it).
+type HeldQuery = Box<dyn FnMut(Option<&str>) -> Result<i64, String>>;
+
+/// A read transaction held open across whatever the test does meanwhile, on whichever backend `database_url`
+/// names, on a thread of its own: what a reader in the middle of a query sees.
+#[derive(Debug)]
+pub struct HeldRead {
+    ask: std::sync::mpsc::Sender<Option<String>>,
+    answers: std::sync::mpsc::Receiver<Result<i64, String>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl HeldRead {
+    /// Begins the transaction (`REPEATABLE READ` on PostgreSQL; a WAL snapshot on SQLite, taken at its first read).
+    pub fn begin(database_url: &str) -> Self {
+        let (ask, asked) = std::sync::mpsc::channel::<Option<String>>();
+        let (answer, answers) = std::sync::mpsc::channel();
+        let url = database_url.to_owned();
+        let thread = std::thread::spawn(move || {
+            let mut run: HeldQuery = if url.starts_with("postgres") {
+                let mut client = postgres::Client::connect(&url, postgres::NoTls).expect("PostgreSQL");
+                client
+                    .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
+                    .expect("a transaction");
+                Box::new(move |sql| match sql {
+                    Some(sql) => client
+                        .query_one(sql, &[])
+                        .map(|row| row.get::<_, i64>(0))
+                        .map_err(|e| e.to_string()),
+                    None => client
+                        .batch_execute("COMMIT")
+                        .map(|()| 0)
+                        .map_err(|e| e.to_string()),
+                })
+            } else {
+                use diesel::connection::{Connection, SimpleConnection};
+                use diesel::{QueryableByName, RunQueryDsl};
+                #[derive(QueryableByName)]
+                struct Number {
+                    #[diesel(sql_type = diesel::sql_types::BigInt)]
+                    n: i64,
+                }
+                let path = url.trim_start_matches("sqlite://").to_owned();
+                let mut conn = diesel::sqlite::SqliteConnection::establish(&path).expect("SQLite");
+                conn.batch_execute("PRAGMA busy_timeout = 5000; BEGIN")
+                    .expect("a transaction");
+                Box::new(move |sql| match sql {
+                    Some(sql) => diesel::sql_query(format!("SELECT ({sql}) AS n"))
+                        .get_result::<Number>(&mut conn)
+                        .map(|number| number.n)
+                        .map_err(|e| e.to_string()),
+                    None => conn
+                        .batch_execute("COMMIT")
+                        .map(|()| 0)
+                        .map_err(|e| e.to_string()),
+                })
+            };
+            while let Ok(sql) = asked.recv() {
+                let done = sql.is_none();
+                let _ = answer.send(run(sql.as_deref()));
+                if done {
+                    return;
+                }
+            }
+        });
+        Self {
+            ask,
+            answers,
+            thread: Some(thread),
+        }
+    }
+
+    /// One number, read inside the transaction.
+    pub fn number(&self, sql: &str) -> Result<i64, String> {
+        self.ask.send(Some(sql.to_owned())).expect("the reader");
+        self.answers.recv().expect("an answer")
+    }
+
+    /// Ends the transaction.
+    pub fn commit(mut self) {
+        self.ask.send(None).expect("the reader");
+        self.answers.recv().expect("committed").expect("a commit");
+        if let Some(thread) = self.thread.take() {
+            thread.join().expect("the reader thread");
+        }
+    }
+}
+
+/// For each dimension of a Babbage `model`: its table, its first attribute's column, and the query counting the
+/// fact rows that join a row of that table (all of them, in a whole package).
+pub fn dimension_joins(model: &Value) -> Vec<(String, String, String)> {
+    let fact = model["fact_table"].as_str().expect("a fact table");
+    model["dimensions"]
+        .as_object()
+        .expect("dimensions")
+        .values()
+        .map(|dimension| {
+            let id_column = dimension["join_column"][0].as_str().expect("a join column");
+            let attribute = dimension["attributes"]
+                .as_object()
+                .and_then(|a| a.values().next())
+                .expect("an attribute");
+            let (table, column) = attribute["column"]
+                .as_str()
+                .and_then(|c| c.split_once('.'))
+                .expect("T.c");
+            let joined = format!(
+                "SELECT count(*) FROM \"{fact}\" f JOIN \"{table}\" d ON f.\"{id_column}\" = d._fdp__id_"
+            );
+            (table.to_owned(), column.to_owned(), joined)
+        })
+        .collect()
+}

@@ -62,6 +62,20 @@ impl S3Server {
         })
     }
 
+    /// Points a gateway's datastore at this server's bucket.
+    pub fn configure(&self, settings: &mut conductor::Settings) {
+        use conductor::settings::{DatastoreBackend, S3Settings, Secret};
+        settings.datastore.backend = DatastoreBackend::S3;
+        settings.datastore.s3 = S3Settings {
+            endpoint: Some(self.endpoint.clone()),
+            region: "us-east-1".into(),
+            bucket: Some(BUCKET.into()),
+            access_key: Some(ACCESS_KEY.into()),
+            secret_key: Some(Secret::new(SECRET_KEY)),
+            path_style: true,
+        };
+    }
+
     /// The file behind an object key.
     pub fn object(&self, key: &str) -> PathBuf {
         self.dir.path().join(BUCKET).join(key)
