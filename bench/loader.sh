@@ -1,31 +1,41 @@
 #!/usr/bin/env bash
-# Benchmark: loading a generated fiscal CSV into PostgreSQL (the loading issue).
+# Benchmark: `conductor package load` against each database's own bulk import of the same CSV (the loading issue).
 #
-#   ./bench/loader.sh [rows] [small-rows]
+#   ./bench/loader.sh [rows] [small-rows] [runs] [backends]
 #
-# Generates a fiscal CSV of `rows` rows (default 1,000,000) with fixed column cardinalities (3 years,
-# 40 ministries x 5 programmes, 120 economic codes, 2 measures), then on a fresh PostgreSQL database:
-#   1. `psql \copy` of the same CSV into one flat table (the raw COPY rate, the ceiling);
-#   2. `conductor package load` of the package (release build): parse, type, split into the star schema,
-#      COPY into staging tables, swap;
-# and reports rows/s of each and their ratio. Then it loads a `small-rows` (default 100,000) version and
-# reports the peak resident memory (GNU time's maximum RSS) of both loads, as a ratio.
-# Needs the machine's PostgreSQL (127.0.0.1:5432, trust auth) and a release build (built here).
+# Generates a fiscal CSV of `rows` rows (default 1,000,000; 8 columns, about 54 MiB at 1M) with fixed column
+# cardinalities (3 years, 40 ministries x 5 programmes, 120 economic codes, 2 measures, a row number), then for
+# each backend (default "postgres sqlite"), `runs` times (default 3), each on a fresh database:
+#   - the database's own import of the CSV into one flat typed table: `psql \copy` on PostgreSQL, `sqlite3
+#     .import` (the sqlite3 CLI's default pragmas) on SQLite;
+#   - `conductor package load` of the package (release build): parse, type, split into the star schema, stage,
+#     swap; the fact table's row count is checked after each run.
+# It prints the median seconds of each, rows/s, and their ratio (import time / load time: above 1.00, the load is
+# faster). Then it loads a `small-rows` (default 100,000) version once per backend and prints both loads' peak
+# resident memory (GNU time's maximum RSS) as a ratio. Needs the machine's PostgreSQL (127.0.0.1:5432, trust
+# auth), the sqlite3 CLI, and a release build (built here).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rows=${1:-1000000}
 small=${2:-100000}
+runs=${3:-3}
+backends=${4:-postgres sqlite}
 
-command -v /usr/bin/time >/dev/null 2>&1 || {
-  if [ "$(id -u)" -eq 0 ]; then apt-get install -y -qq time; else sudo apt-get install -y -qq time; fi
-}
+need() { command -v "$1" >/dev/null 2>&1 || {
+  if [ "$(id -u)" -eq 0 ]; then apt-get install -y -qq "$2"; else sudo apt-get install -y -qq "$2"; fi; }; }
+need /usr/bin/time time
+need sqlite3 sqlite3
 cargo build --release --locked -p conductor >&2
 binary="${CARGO_TARGET_DIR:-target}/release/conductor"
 work=$(mktemp -d)
-database="conductor_bench_$$"
-trap 'psql -qh 127.0.0.1 -U postgres -d postgres -c "DROP DATABASE IF EXISTS $database" >/dev/null 2>&1; rm -rf "$work"' EXIT
-psql -qh 127.0.0.1 -U postgres -d postgres -c "CREATE DATABASE $database" >/dev/null
-url="postgres://postgres@127.0.0.1:5432/$database"
+databases=()
+cleanup() {
+  for database in "${databases[@]}"; do
+    psql -qh 127.0.0.1 -U postgres -d postgres -c "DROP DATABASE IF EXISTS $database" >/dev/null 2>&1 || true
+  done
+  rm -rf "$work"
+}
+trap cleanup EXIT
 
 generate() { # DIR ROWS
   mkdir -p "$1"
@@ -41,6 +51,7 @@ fields = [
     {"name": "Economic code", "columnType": "economic-classification:generic:level1:code"},
     {"name": "Approved", "columnType": "value"},
     {"name": "Executed", "columnType": "value"},
+    {"name": "Line", "columnType": "unknown:integer"},
 ]
 json.dump({"name": "bench", "title": "Loader benchmark", "resources": [
     {"name": "data", "path": "data.csv", "schema": {"fields": fields}}]}, open(f"{folder}/datapackage.json", "w"))
@@ -49,47 +60,106 @@ with open(f"{folder}/data.csv", "w") as out:
     for i in range(rows):
         ministry = random.randrange(40)
         out.write(f"{2018 + i % 3},M{ministry:02d},Ministry {ministry},P{ministry:02d}.{random.randrange(5)},"
-                  f"E{random.randrange(120):03d},{random.randrange(10**7) / 100},{random.randrange(10**7) / 100}\n")
+                  f"E{random.randrange(120):03d},{random.randrange(10**7) / 100},{random.randrange(10**7) / 100},"
+                  f"{i % 1000}\n")
 PY
 }
 
+seconds_of() { # COMMAND...: runs it, prints its wall time in seconds
+  local start end
+  start=$(date +%s.%N)
+  "$@" >&2
+  end=$(date +%s.%N)
+  python3 -c "print($end - $start)"
+}
 peak_kib() { awk -F: '/Maximum resident set size/ {gsub(/ /, "", $2); print $2}' "$1"; }
+fact_table=$(python3 -c "
+import hashlib; print(hashlib.md5(b'bench@example.test').hexdigest() + hashlib.md5(b'bench').hexdigest()[:16])")
+flat_columns='"Year" INTEGER, "Ministry" TEXT, "Ministry name" TEXT, "Programme" TEXT, "Economic code" TEXT,
+  "Approved" NUMERIC, "Executed" NUMERIC, "Line" INTEGER'
 
 echo "generating $rows and $small rows" >&2
 generate "$work/big" "$rows"
 generate "$work/small" "$small"
-export CONDUCTOR__DATA_DIR="$work/var" CONDUCTOR__DATABASE__URL="$url" RUST_LOG=warn
-"$binary" --config-dir config migrate >&2
+export RUST_LOG=warn
 
-psql -qh 127.0.0.1 -U postgres -d "$database" -c 'CREATE TABLE flat ("Year" INTEGER, "Ministry" TEXT,
-  "Ministry name" TEXT, "Programme" TEXT, "Economic code" TEXT, "Approved" NUMERIC, "Executed" NUMERIC)'
-start=$(date +%s.%N)
-psql -qh 127.0.0.1 -U postgres -d "$database" -c "\\copy flat FROM '$work/big/data.csv' WITH (FORMAT csv, HEADER true)"
-copy_seconds=$(python3 -c "import time; print(time.time() - $start)")
+fresh() { # BACKEND NAME: a fresh database and data folder, migrated; sets url and data
+  data="$work/var-$2"
+  rm -rf "$data"
+  mkdir -p "$data"
+  if [ "$1" = postgres ]; then
+    local database="conductor_bench_$$_$2"
+    databases+=("$database")
+    psql -qh 127.0.0.1 -U postgres -d postgres -c "DROP DATABASE IF EXISTS $database" >/dev/null
+    psql -qh 127.0.0.1 -U postgres -d postgres -c "CREATE DATABASE $database" >/dev/null
+    url="postgres://postgres@127.0.0.1:5432/$database"
+  else
+    url="sqlite://$data/conductor.db"
+  fi
+  CONDUCTOR__DATA_DIR="$data" CONDUCTOR__DATABASE__URL="$url" "$binary" --config-dir config migrate >&2
+}
 
-start=$(date +%s.%N)
-/usr/bin/time -v -o "$work/big.time" "$binary" --config-dir config package load "$work/big" --owner bench@example.test
-load_seconds=$(python3 -c "import time; print(time.time() - $start)")
-loaded=$(psql -qtAh 127.0.0.1 -U postgres -d "$database" -c "SELECT count(*) FROM \"$(python3 -c "
-import hashlib; print(hashlib.md5(b'bench@example.test').hexdigest() + hashlib.md5(b'bench').hexdigest()[:16])")\"")
-[ "$loaded" -eq "$rows" ] || { echo "error: loaded $loaded rows, not $rows" >&2; exit 1; }
+import_flat() { # BACKEND CSV
+  if [ "$1" = postgres ]; then
+    psql -qh 127.0.0.1 -U postgres -d "${url##*/}" -c "CREATE TABLE flat ($flat_columns)"
+    seconds_of psql -qh 127.0.0.1 -U postgres -d "${url##*/}" \
+      -c "\\copy flat FROM '$2' WITH (FORMAT csv, HEADER true)"
+  else
+    local file="$data/flat.db"
+    sqlite3 "$file" "CREATE TABLE flat ($flat_columns)"
+    seconds_of sqlite3 "$file" ".import --csv --skip 1 $2 flat"
+  fi
+}
 
-/usr/bin/time -v -o "$work/small.time" "$binary" --config-dir config package load "$work/small" --owner bench@example.test
-big_kib=$(peak_kib "$work/big.time")
-small_kib=$(peak_kib "$work/small.time")
+load() { # PACKAGE TIMEFILE
+  seconds_of /usr/bin/time -v -o "$2" env CONDUCTOR__DATA_DIR="$data" CONDUCTOR__DATABASE__URL="$url" \
+    "$binary" --config-dir config package load "$1" --owner bench@example.test
+}
 
-python3 - "$rows" "$copy_seconds" "$load_seconds" "$small" "$small_kib" "$big_kib" <<'PY'
+count_facts() {
+  if [ "$1" = postgres ]; then
+    psql -qtAh 127.0.0.1 -U postgres -d "${url##*/}" -c "SELECT count(*) FROM \"$fact_table\""
+  else
+    sqlite3 "$data/conductor.db" "SELECT count(*) FROM \"$fact_table\""
+  fi
+}
+
+median() { python3 -c "import statistics, sys; print(statistics.median(float(x) for x in sys.argv[1:]))" "$@"; }
+
+echo "| backend | the database's own import (median of $runs) | \`conductor package load\` (median of $runs) | rows | import rows/s | load rows/s | ratio (import s / load s) | all runs: import; load (s) |"
+echo "|---|---|---|---|---|---|---|---|"
+memory=()
+for backend in $backends; do
+  imports=() loads=()
+  for run in $(seq "$runs"); do
+    fresh "$backend" "$run"
+    imports+=("$(import_flat "$backend" "$work/big/data.csv")")
+    loads+=("$(load "$work/big" "$work/$backend-big.time")")
+    loaded=$(count_facts "$backend")
+    [ "$loaded" -eq "$rows" ] || { echo "error: $backend loaded $loaded rows, not $rows" >&2; exit 1; }
+  done
+  import_s=$(median "${imports[@]}")
+  load_s=$(median "${loads[@]}")
+  fresh "$backend" small
+  load "$work/small" "$work/$backend-small.time" >/dev/null
+  python3 - "$backend" "$rows" "$import_s" "$load_s" "${imports[*]}" "${loads[*]}" <<'PY'
 import sys
-rows, copy_s, load_s, small, small_kib, big_kib = int(sys.argv[1]), float(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6])
-print("| load | rows | seconds | rows/s | vs `psql \\copy` |")
-print("|---|---|---|---|---|")
-print(f"| `psql \\copy` into one flat table | {rows:,} | {copy_s:.1f} | {rows / copy_s:,.0f} | 1.00 |")
-print(f"| `conductor package load` (star schema) | {rows:,} | {load_s:.1f} | {rows / load_s:,.0f} | {copy_s / load_s:.2f} |")
-print()
-print("| load | peak RSS | vs the smaller load |")
-print("|---|---|---|")
-print(f"| {small:,} rows | {small_kib / 1024:.1f} MiB | 1.00 |")
-print(f"| {rows:,} rows | {big_kib / 1024:.1f} MiB | {big_kib / small_kib:.2f} |")
+backend, rows, import_s, load_s, imports, loads = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4]), sys.argv[5], sys.argv[6]
+name = {"postgres": "PostgreSQL (`psql \\copy`)", "sqlite": "SQLite (`sqlite3 .import`)"}[backend]
+fmt = lambda xs: ", ".join(f"{float(x):.2f}" for x in xs.split())
+print(f"| {name} | {import_s:.2f} s | {load_s:.2f} s | {rows:,} | {rows / import_s:,.0f} | {rows / load_s:,.0f} | **{import_s / load_s:.2f}** | {fmt(imports)}; {fmt(loads)} |")
 PY
+  memory+=("$backend $(peak_kib "$work/$backend-small.time") $(peak_kib "$work/$backend-big.time")")
+done
 echo
-echo "PostgreSQL on 127.0.0.1, $(nproc) cores, $(date -u +%Y-%m-%d)"
+echo "| backend | peak RSS at $small rows | at $rows rows | ratio |"
+echo "|---|---|---|---|"
+for line in "${memory[@]}"; do
+  read -r backend small_kib big_kib <<<"$line"
+  python3 -c "
+import sys
+b, s, l = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+print(f'| {b} | {s / 1024:.1f} MiB | {l / 1024:.1f} MiB | {l / s:.2f} |')" "$backend" "$small_kib" "$big_kib"
+done
+echo
+echo "$(nproc) cores, PostgreSQL $(psql -qtAh 127.0.0.1 -U postgres -d postgres -c 'SHOW server_version'), sqlite3 $(sqlite3 --version | cut -d' ' -f1), $(date -u +%Y-%m-%d)"

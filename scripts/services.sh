@@ -9,9 +9,11 @@ as_root() {
 
 # Debian packages the build and the tests need: libpq for diesel's PostgreSQL driver, a PostgreSQL server for the
 # tests (and its initdb for the throwaway clusters), Redis, a C compiler for the bundled SQLite, Node.js for the
-# test OpenID Connect provider, and headless Chromium with its WebDriver for the browser tests.
+# test OpenID Connect provider, headless Chromium with its WebDriver for the browser tests, tmux for the
+# terminal test of `conductor publish`, and buildah and debootstrap for the image test (deploy/test-image.sh).
 ensure_system_packages() {
-  local wanted=(libpq-dev postgresql redis-server pkg-config gcc libc6-dev chromium chromium-driver)
+  local wanted=(libpq-dev postgresql redis-server pkg-config gcc libc6-dev chromium chromium-driver tmux buildah
+    debootstrap nginx)
   local missing=()
   for package in "${wanted[@]}"; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
@@ -165,4 +167,20 @@ ensure_s3s_fs() {
     rm -rf "$root/build"
   fi
   export CONDUCTOR_TEST_S3S_FS="$root/bin/s3s-fs"
+}
+
+# The deployment kit's validators: check-jsonschema (with the Compose specification's schema built in) and
+# kubernetes-validate (the Kubernetes schemas of each release), in a venv outside the clone.
+ensure_deploy_peers() {
+  local venv="${CONDUCTOR_DEPLOY_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/conductor/venv-deploy}"
+  if [ ! -x "$venv/bin/python" ]; then
+    step "creating the deployment validators' venv at $venv"
+    python3 -m venv "$venv"
+  fi
+  if [ "$("$venv/bin/check-jsonschema" --version 2>/dev/null)" != "check-jsonschema, version 0.39.0" ] ||
+    [ "$("$venv/bin/kubernetes-validate" --version 2>/dev/null)" != "1.37.0" ]; then
+    step "installing check-jsonschema and kubernetes-validate into $venv"
+    "$venv/bin/pip" install --quiet --disable-pip-version-check 'check-jsonschema==0.39.0' 'kubernetes-validate==1.37.0'
+  fi
+  export CONDUCTOR_DEPLOY_VENV="$venv"
 }

@@ -1,6 +1,6 @@
 //! `conductor publish` as a publisher's script runs it: against a gateway on the embedded default and one on
 //! PostgreSQL with the S3 datastore (s3s-fs), over HTTP only, with an API key; and in a terminal, as a person
-//! sees it (tmux), its capture kept in `docs/publish-terminal.txt`.
+//! sees it (tmux), its capture kept in `docs/publish-terminal.md`.
 
 #![allow(
     clippy::unwrap_used,
