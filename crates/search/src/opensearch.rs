@@ -385,7 +385,10 @@ impl OpenSearchIndex {
                 self.drop_indexes(&behind).await?;
             }
         }
-        Err(SearchError::Index(format!("{} still points at several indexes", self.alias)))
+        Err(SearchError::Index(format!(
+            "{} still points at several indexes",
+            self.alias
+        )))
     }
 
     /// Deletes indexes no alias points at; one already gone (another replica dropped it) is fine.

@@ -143,10 +143,14 @@ async fn replicas_that_rebuilt_at_once_settle_on_one_index_behind_the_alias() {
     replicas[1].point_alias(&second, &[]).await.unwrap();
     let mut record = crate::contract::fixtures().remove(0);
     record.last_update = Timestamp::from_millis(record.last_update.as_millis() + 10);
-    assert!(replicas[1].upsert(&record).await.is_err(), "an alias over two indexes takes no write");
+    assert!(
+        replicas[1].upsert(&record).await.is_err(),
+        "an alias over two indexes takes no write"
+    );
 
     let (a, b) = tokio::join!(replicas[0].settle_alias(), replicas[1].settle_alias());
-    (a.unwrap(), b.unwrap());
+    a.unwrap();
+    b.unwrap();
     assert_eq!(replicas[0].aliased().await.unwrap(), [second], "the newest stays");
     replicas[0].upsert(&record).await.unwrap();
     assert_eq!(replicas[1].count().await.unwrap(), 1);
