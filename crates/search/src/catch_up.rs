@@ -8,6 +8,7 @@
 //! and every document whose record is gone is deleted.
 
 use std::collections::HashSet;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use conductor_core::Clock;
 use conductor_core::repo::PackageRepository;
@@ -52,6 +53,39 @@ pub(crate) async fn rebuild(
         }
     }
     Ok(now.len())
+}
+
+/// One rebuild at a time, and none for the callers that waited while one ran. When a fresh cluster comes back,
+/// every search meets the missing index at once: each used to read the whole registry and rebuild the index in
+/// turn, a herd that held a catalogue's worth of records per waiting search (the soak's gateways grew by hundreds
+/// of MiB) and kept the index rebuilding long after the first rebuild had fixed it.
+#[derive(Debug, Default)]
+pub(crate) struct OneRebuild {
+    /// The last successful rebuild's count, held while a rebuild runs.
+    turn: tokio::sync::Mutex<Option<usize>>,
+    /// How many rebuilds have succeeded.
+    finished: AtomicU64,
+}
+
+impl OneRebuild {
+    pub(crate) async fn run(
+        &self,
+        packages: &dyn PackageRepository,
+        index: &dyn SearchIndex,
+        clock: &dyn Clock,
+    ) -> Result<usize> {
+        let seen = self.finished.load(Ordering::Acquire);
+        let mut last = self.turn.lock().await;
+        if let Some(count) = *last
+            && self.finished.load(Ordering::Acquire) != seen
+        {
+            return Ok(count);
+        }
+        let count = rebuild(packages, index, clock).await?;
+        *last = Some(count);
+        self.finished.fetch_add(1, Ordering::Release);
+        Ok(count)
+    }
 }
 
 fn unavailable(error: conductor_core::repo::RepoError) -> SearchError {
@@ -180,5 +214,73 @@ mod tests {
             !visible.iter().any(|hit| hit.id == fixtures[4].id),
             "the package made private is not shown to everyone"
         );
+    }
+
+    /// Counts the rebuilds it is asked for, each slow enough for other callers to queue behind it.
+    struct Counted {
+        index: EmbeddedIndex,
+        rebuilds: std::sync::atomic::AtomicUsize,
+    }
+
+    #[async_trait]
+    impl SearchIndex for Counted {
+        fn backend(&self) -> &'static str {
+            "embedded"
+        }
+        async fn upsert(&self, record: &PackageRecord) -> Result<()> {
+            self.index.upsert(record).await
+        }
+        async fn delete(&self, id: &PackageId, at: Timestamp) -> Result<()> {
+            self.index.delete(id, at).await
+        }
+        async fn search(&self, query: &SearchQuery) -> Result<Box<dyn Hits>> {
+            self.index.search(query).await
+        }
+        async fn rebuild(&self, records: Vec<PackageRecord>) -> Result<()> {
+            self.rebuilds.fetch_add(1, Ordering::SeqCst);
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            self.index.rebuild(records).await
+        }
+        async fn count(&self) -> Result<u64> {
+            self.index.count().await
+        }
+        async fn ids(&self) -> Result<Vec<PackageId>> {
+            self.index.ids().await
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn searches_that_meet_a_missing_index_at_once_rebuild_it_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let packages = Arc::new(MemoryPackages::default());
+        for record in crate::contract::fixtures() {
+            packages.put(&record).await.unwrap();
+        }
+        let index = Arc::new(Counted {
+            index: EmbeddedIndex::open(dir.path()).unwrap(),
+            rebuilds: Default::default(),
+        });
+        let one = Arc::new(OneRebuild::default());
+        let mut callers = tokio::task::JoinSet::new();
+        for _ in 0..20 {
+            let (packages, index, one) = (packages.clone(), index.clone(), one.clone());
+            callers.spawn(async move {
+                one.run(packages.as_ref(), index.as_ref(), &conductor_core::SystemClock)
+                    .await
+            });
+        }
+        while let Some(counted) = callers.join_next().await {
+            assert_eq!(counted.unwrap().unwrap(), 6);
+        }
+        assert_eq!(
+            index.rebuilds.load(Ordering::SeqCst),
+            1,
+            "one rebuild for twenty callers"
+        );
+        // A caller after it finds the index as it is and rebuilds again (a later outage is a new rebuild).
+        one.run(packages.as_ref(), index.as_ref(), &conductor_core::SystemClock)
+            .await
+            .unwrap();
+        assert_eq!(index.rebuilds.load(Ordering::SeqCst), 2);
     }
 }

@@ -19,6 +19,7 @@ pub struct Search {
     packages: Arc<dyn PackageRepository>,
     outbox: Arc<dyn SearchOutboxRepository>,
     max_size: usize,
+    rebuilds: Arc<crate::catch_up::OneRebuild>,
 }
 
 impl std::fmt::Debug for Search {
@@ -46,6 +47,7 @@ impl Search {
             packages,
             outbox,
             max_size,
+            rebuilds: Arc::default(),
         }
     }
 
@@ -121,15 +123,17 @@ impl Search {
         Ok(Box::new(ReadyHits(corrected)))
     }
 
-    /// Rebuilds the index from every record in the database.
+    /// Rebuilds the index from every record in the database; a caller that waited while another rebuild ran
+    /// takes that one's result instead of starting its own.
     pub async fn rebuild_from_registry(&self) -> Result<usize> {
         // The catch-up stamps the deletions it makes with the time they are made.
-        crate::catch_up::rebuild(
-            self.packages.as_ref(),
-            self.index.as_ref(),
-            &conductor_core::SystemClock,
-        )
-        .await
+        self.rebuilds
+            .run(
+                self.packages.as_ref(),
+                self.index.as_ref(),
+                &conductor_core::SystemClock,
+            )
+            .await
     }
 }
 
