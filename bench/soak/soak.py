@@ -141,6 +141,15 @@ class Soak:
                          f"{ratio:.2f} |")
             if not self.args.short and end[0] - warm[0] >= 120 and ratio > 1.10:
                 violations.append(f"{name}'s RSS grew {ratio:.2f}x from its first minute to the end")
+        lines += ["", "Each gateway's RSS at every minute of its last start (MiB):", ""]
+        for name, samples in sorted(self.rss.items()):
+            mine = [s for s in samples if s[1] == samples[-1][1]]
+            marks, minute = [], 0
+            for seconds, _, kib in mine:
+                if seconds - mine[0][0] >= minute * 60:
+                    marks.append(f"{kib / 1024:.0f}")
+                    minute += 1
+            lines.append(f"- {name}: {', '.join(marks)}")
         lines += ["", f"Client-side errors (no answer): {dict(self.record.errors) or 'none'}", "",
                   "Why loads failed (the reasons as /package/status gives them, counted):", ""]
         lines += [f"- {n} × {reason}" for reason, n in self.failure_reasons()]
