@@ -123,11 +123,18 @@ class Gateway:
 
     def rss_kib(self):
         """Resident memory now, from /proc."""
+        return self.status().get("VmRSS", 0)
+
+    def status(self):
+        """The process's /proc status figures that are counts (kB or plain numbers), by name."""
+        figures = {}
         with open(f"/proc/{self.process.pid}/status") as status:
             for line in status:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1])
-        return 0
+                name, _, value = line.partition(":")
+                first = value.split()[:1]
+                if first and first[0].isdigit():
+                    figures[name] = int(first[0])
+        return figures
 
     def alive(self):
         return self.process is not None and self.process.poll() is None

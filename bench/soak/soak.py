@@ -37,17 +37,18 @@ class Soak:
         self.record = Record()
         self.users = []
         self.big_rows = 200_000 if args.short else 1_000_000
-        self.rss = defaultdict(list)  # gateway name -> [(seconds since start, process start number, KiB)]
+        self.rss = defaultdict(list)  # gateway name -> [(seconds since start, process start number, KiB, threads)]
 
     def sample_rss(self, started, stop):
         while not stop.wait(5):
             for gateway in self.cluster.gateways:
                 if gateway.alive():
                     try:
-                        kib = gateway.rss_kib()
+                        figures = gateway.status()
                     except OSError:
                         continue
-                    self.rss[gateway.name].append((time.monotonic() - started, gateway.starts, kib))
+                    self.rss[gateway.name].append((time.monotonic() - started, gateway.starts,
+                                                   figures.get("VmRSS", 0), figures.get("Threads", 0)))
 
     def run(self):
         print(f"starting the cluster in {self.cluster.work}", flush=True)
@@ -141,13 +142,13 @@ class Soak:
                          f"{ratio:.2f} |")
             if not self.args.short and end[0] - warm[0] >= 120 and ratio > 1.10:
                 violations.append(f"{name}'s RSS grew {ratio:.2f}x from its first minute to the end")
-        lines += ["", "Each gateway's RSS at every minute of its last start (MiB):", ""]
+        lines += ["", "Each gateway's RSS at every minute of its last start, MiB (threads):", ""]
         for name, samples in sorted(self.rss.items()):
             mine = [s for s in samples if s[1] == samples[-1][1]]
             marks, minute = [], 0
-            for seconds, _, kib in mine:
+            for seconds, _, kib, threads in mine:
                 if seconds - mine[0][0] >= minute * 60:
-                    marks.append(f"{kib / 1024:.0f}")
+                    marks.append(f"{kib / 1024:.0f} ({threads})")
                     minute += 1
             lines.append(f"- {name}: {', '.join(marks)}")
         lines += ["", f"Client-side errors (no answer): {dict(self.record.errors) or 'none'}", "",
