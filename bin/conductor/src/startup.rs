@@ -147,6 +147,7 @@ impl Application {
                 .wrap(from_fn(middleware::record_metrics))
                 .wrap(TracingLogger::<RedactingRootSpan>::new())
         })
+        .worker_max_blocking_threads(blocking_threads_per_worker(settings.database.pool_size))
         // Header reads already time out (5 s); a body's deadline is `server.body_timeout`, checked per request.
         .on_connect(limits::on_connect(
             Arc::new(ClientConnections::default()),
@@ -193,6 +194,17 @@ impl Application {
         self.loading.stop().await;
         served
     }
+}
+
+/// Threads each HTTP worker may run blocking work on (database queries, index reads). actix's default is 512
+/// shared out over the workers: when the database went away for a few seconds, every waiting query took a
+/// thread of its own, and steady traffic then kept the grown pool alive (the soak's gateways doubled their
+/// threads at a PostgreSQL restart and kept the memory). As many as the pool has connections: more could only
+/// wait for one; beyond it, work queues as tasks, not threads. Reads that need no connection (the embedded
+/// index, local files) share them, so while the database is away they may wait behind queries waiting for a
+/// connection (its 5 s timeout at most); at least four threads however small the pool.
+fn blocking_threads_per_worker(pool_size: u32) -> usize {
+    usize::try_from(pool_size).unwrap_or(usize::MAX).max(4)
 }
 
 /// `/metrics` alone on its own (internal) address, so the public port does not show it.
