@@ -1,7 +1,7 @@
 use std::process::ExitCode;
 
-/// jemalloc returns the memory a burst used (an outage's queued requests) to the system; glibc's allocator kept
-/// it, so a gateway stayed near its highest resident size for good (docs/reliability.md).
+/// jemalloc returns the memory a burst used (the search index rebuilt from the registry) to the system; glibc's
+/// allocator kept it, so a gateway stayed near its highest resident size for good (docs/reliability.md).
 #[cfg(not(target_env = "msvc"))]
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
