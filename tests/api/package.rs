@@ -10,7 +10,7 @@ use conductor::settings::SearchBackend;
 use conductor_search::testing::Osmem;
 use conductor_tests::packages::{
     dimension_joins, fixture, in_status_order, package_files, permission_token, query_number, start_load,
-    tables, upload_files, userid_of, wait_for_load,
+    streaming_into, tables, upload_files, userid_of, wait_for_load,
 };
 use conductor_tests::slow_source::slow_source;
 use conductor_tests::{Backend, TestApp, spawn_app, spawn_app_with};
@@ -705,12 +705,7 @@ async fn a_stopping_gateway_gives_its_load_back_to_the_queue() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let fact = format!("{}{}", userid_of(&token), &fact_suffix("slow"));
-    assert!(
-        tables(&first.database_url, &fact)
-            .iter()
-            .any(|t| t.ends_with("__new")),
-        "it is streaming"
-    );
+    assert!(streaming_into(&first.database_url, &fact), "it is streaming");
     let id = format!("{}:slow", userid_of(&token));
     let (status, body) = first
         .post_form(&format!("/package/delete?jwt={token}&id={id}"), &[])

@@ -244,6 +244,21 @@ pub fn tables(database_url: &str, prefix: &str) -> Vec<String> {
     off_runtime(|| warehouse.tables_with_prefix(prefix).expect("tables listed"))
 }
 
+/// Whether a load is streaming rows into the staging fact table of `fact`: on PostgreSQL a COPY into it is
+/// running (its staging tables live in the COPY's own transaction, which no other session sees); on SQLite the
+/// staging table exists.
+pub fn streaming_into(database_url: &str, fact: &str) -> bool {
+    if database_url.starts_with("postgres") {
+        let copying = format!(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND state = 'active' \
+             AND position('COPY \"{fact}__new\"' in query) = 1"
+        );
+        query_number(database_url, &copying).expect("pg_stat_activity read") > 0
+    } else {
+        tables(database_url, fact).iter().any(|t| t.ends_with("__new"))
+    }
+}
+
 /// Runs one query of a held transaction (or, given `None`, commits it).
 type HeldQuery = Box<dyn FnMut(Option<&str>) -> Result<i64, String>>;
 

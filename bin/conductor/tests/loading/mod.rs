@@ -157,10 +157,20 @@ async fn a_load_killed_mid_stream_fails_and_leaves_the_old_data() {
         assert!(Instant::now() < deadline, "the slow CSV was never read");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let staged = tokio::task::block_in_place(|| warehouse.tables_with_prefix(&fact)).unwrap();
+    // The staging tables are created in the COPY's own transaction, so only the server sees it streaming.
+    let copying = Command::new("psql")
+        .args([
+            database.url(),
+            "-tAc",
+            "SELECT query FROM pg_stat_activity WHERE datname = current_database() AND state = 'active' \
+             AND query LIKE 'COPY %\\_\\_new%'",
+        ])
+        .output()
+        .unwrap();
+    let copying = String::from_utf8_lossy(&copying.stdout);
     assert!(
-        staged.iter().any(|t| t.ends_with("__new")),
-        "it was streaming into staging tables: {staged:?}"
+        copying.contains(&format!("{fact}__new")),
+        "it was streaming into the staging tables: {copying:?}"
     );
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
@@ -196,7 +206,8 @@ async fn a_load_killed_mid_stream_fails_and_leaves_the_old_data() {
     };
     assert_eq!(job.status, LoadStatus::Fail);
     assert!(job.error.as_deref().unwrap().contains("heartbeat"), "{job:?}");
-    // The sweep fails the job, then drops its staging tables: wait for the second step too.
+    // The sweep fails the job, then drops any staging tables left (none here: the killed connection's
+    // transaction took them with it): wait for the second step too.
     let current = vec![fact.clone(), format!("{fact}_0")];
     loop {
         let tables = tokio::task::block_in_place(|| warehouse.tables_with_prefix(&fact)).unwrap();

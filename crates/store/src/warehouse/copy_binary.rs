@@ -32,15 +32,12 @@ const MAX_EXPONENT: i64 = i32::MAX as i64 / 2;
 /// fact table's column order.
 pub(super) struct BinaryTuples {
     columns: Vec<Column>,
-    /// A NUMERIC's base-10000 digits, reused for every value.
-    digits: Vec<i16>,
 }
 
 impl BinaryTuples {
     pub(super) fn new(columns: &[Column]) -> Self {
         Self {
             columns: columns.to_vec(),
-            digits: Vec::with_capacity(16),
         }
     }
 
@@ -57,7 +54,7 @@ impl BinaryTuples {
         out.extend_from_slice(&fields.to_be_bytes());
         field(out, &number.to_be_bytes());
         for (cell, column) in cells.iter().zip(&self.columns) {
-            value(cell, column.sql_type, &mut self.digits, out).map_err(|problem| {
+            value(cell, column.sql_type, out).map_err(|problem| {
                 WarehouseError::Database(format!("row {number}, column {:?}: {problem}", column.name))
             })?;
         }
@@ -65,8 +62,8 @@ impl BinaryTuples {
     }
 }
 
-/// One cell as a field of a `sql_type` column; `digits` is scratch for a NUMERIC's.
-fn value(cell: &Cell, sql_type: SqlType, digits: &mut Vec<i16>, out: &mut Vec<u8>) -> Result<(), String> {
+/// One cell as a field of a `sql_type` column.
+fn value(cell: &Cell, sql_type: SqlType, out: &mut Vec<u8>) -> Result<(), String> {
     match (cell, sql_type) {
         (Cell::Null, _) => out.extend_from_slice(&(-1_i32).to_be_bytes()),
         (Cell::Text(text), SqlType::Text) => field(out, text.as_bytes()),
@@ -75,9 +72,9 @@ fn value(cell: &Cell, sql_type: SqlType, digits: &mut Vec<i16>, out: &mut Vec<u8
             field(out, &value.to_be_bytes());
         }
         (Cell::Integer(value), SqlType::Numeric) => {
-            numeric(itoa::Buffer::new().format(*value), digits, out)?;
+            numeric(itoa::Buffer::new().format(*value), out)?;
         }
-        (Cell::Number(decimal), SqlType::Numeric) => numeric(decimal, digits, out)?,
+        (Cell::Number(decimal), SqlType::Numeric) => numeric(decimal, out)?,
         (Cell::Date(date), SqlType::Date) => {
             field(
                 out,
@@ -99,7 +96,7 @@ fn field(out: &mut Vec<u8>, bytes: &[u8]) {
 /// Appends `decimal` (`[-+]digits[.digits][(e|E)[-+]digits]`, as the value reader checked it) as a NUMERIC field:
 /// base-10000 digits, the weight of the first, the sign and the display scale, as the server's text input would
 /// have stored the same text.
-fn numeric(decimal: &str, digits: &mut Vec<i16>, out: &mut Vec<u8>) -> Result<(), String> {
+fn numeric(decimal: &str, out: &mut Vec<u8>) -> Result<(), String> {
     let overflow = || format!("{decimal} overflows NUMERIC");
     let bytes = decimal.as_bytes();
     let negative = bytes.first() == Some(&b'-');
@@ -114,50 +111,78 @@ fn numeric(decimal: &str, digits: &mut Vec<i16>, out: &mut Vec<u8>) -> Result<()
         ),
         None => (unsigned, 0),
     };
-    let significant = || mantissa.iter().filter(|b| b.is_ascii_digit());
-    let integer_digits = mantissa.iter().take_while(|b| b.is_ascii_digit()).count() as i64;
-    let all_digits = significant().count() as i64;
+    // One pass: how many digits, how many before the point, where the first and the last non-zero one are.
+    let (mut all_digits, mut integer_digits) = (0_i64, None);
+    let (mut first_nonzero, mut last_nonzero) = (None, 0_i64);
+    for &b in mantissa {
+        if b == b'.' {
+            integer_digits = Some(all_digits);
+            continue;
+        }
+        if b != b'0' {
+            first_nonzero.get_or_insert(all_digits);
+            last_nonzero = all_digits;
+        }
+        all_digits += 1;
+    }
+    let integer_digits = integer_digits.unwrap_or(all_digits);
     // Decimal digits after the point, as written: the server keeps them (`1.50` stays `1.50`).
     let display_scale = (all_digits - integer_digits - exponent).max(0);
     if display_scale > MAX_DISPLAY_SCALE {
         return Err(overflow());
     }
-    // The power of ten of the first written digit's place is `point - 1`, of the last `point - all_digits`.
-    let leading_zeros = significant().take_while(|&&b| b == b'0').count() as i64;
-    let trailing_zeros = significant().rev().take_while(|&&b| b == b'0').count() as i64;
-    digits.clear();
-    let mut weight = 0_i64;
-    if leading_zeros < all_digits {
-        let point = integer_digits + exponent;
-        let first = point - 1 - leading_zeros;
-        let last = point - all_digits + trailing_zeros;
-        weight = first.div_euclid(4);
-        let groups = weight - last.div_euclid(4) + 1;
-        if i16::try_from(weight).is_err() || groups > MAX_NUMERIC_DIGITS as i64 {
-            return Err(overflow());
-        }
-        digits.resize(groups as usize, 0);
-        let kept = significant()
-            .skip(leading_zeros as usize)
-            .take((all_digits - leading_zeros - trailing_zeros) as usize);
-        for (i, digit) in kept.enumerate() {
-            let power = first - i as i64;
-            let group = (weight - power.div_euclid(4)) as usize;
-            digits[group] += i16::from(digit - b'0') * 10_i16.pow(power.rem_euclid(4) as u32);
-        }
+    let header = |out: &mut Vec<u8>, groups: i64, weight: i64, sign: u16| {
+        out.extend_from_slice(&(8 + 2 * groups as i32).to_be_bytes());
+        out.extend_from_slice(&(groups as i16).to_be_bytes());
+        out.extend_from_slice(&(weight as i16).to_be_bytes());
+        out.extend_from_slice(&sign.to_be_bytes());
+        out.extend_from_slice(&(display_scale as i16).to_be_bytes());
+    };
+    let Some(first_nonzero) = first_nonzero else {
+        // Zero, whatever its sign, as the server stores it: no digits.
+        header(out, 0, 0, NUMERIC_POSITIVE);
+        return Ok(());
+    };
+    // The powers of ten of the first and the last non-zero digit's places, and the base-10000 groups they fall in.
+    let point = integer_digits + exponent;
+    let first = point - 1 - first_nonzero;
+    let last = point - 1 - last_nonzero;
+    let weight = first.div_euclid(4);
+    let groups = weight - last.div_euclid(4) + 1;
+    if i16::try_from(weight).is_err() || groups > MAX_NUMERIC_DIGITS as i64 {
+        return Err(overflow());
     }
-    let sign = if negative && !digits.is_empty() {
+    let sign = if negative {
         NUMERIC_NEGATIVE
     } else {
         NUMERIC_POSITIVE
     };
-    out.extend_from_slice(&(8 + 2 * digits.len() as i32).to_be_bytes());
-    out.extend_from_slice(&(digits.len() as i16).to_be_bytes());
-    out.extend_from_slice(&(weight as i16).to_be_bytes());
-    out.extend_from_slice(&sign.to_be_bytes());
-    out.extend_from_slice(&(display_scale as i16).to_be_bytes());
-    for digit in digits.iter() {
-        out.extend_from_slice(&digit.to_be_bytes());
+    out.reserve(8 + 2 * groups as usize);
+    header(out, groups, weight, sign);
+    // Digits left to fill the current group: the first group holds the places down to its power of 10000.
+    let mut left = first.rem_euclid(4) + 1;
+    let mut group = 0_i16;
+    let mut place = 0_i64;
+    for &b in mantissa {
+        if b == b'.' {
+            continue;
+        }
+        if place >= first_nonzero {
+            group = group * 10 + i16::from(b - b'0');
+            left -= 1;
+            if left == 0 {
+                out.extend_from_slice(&group.to_be_bytes());
+                group = 0;
+                left = 4;
+            }
+            if place == last_nonzero {
+                break;
+            }
+        }
+        place += 1;
+    }
+    if left < 4 {
+        out.extend_from_slice(&(group * 10_i16.pow(left as u32)).to_be_bytes());
     }
     Ok(())
 }
@@ -194,7 +219,7 @@ mod tests {
 
     fn encoded(decimal: &str) -> Result<(i16, i16, u16, i16, Vec<i16>), String> {
         let mut out = Vec::new();
-        numeric(decimal, &mut Vec::new(), &mut out)?;
+        numeric(decimal, &mut out)?;
         let word = |i: usize| i16::from_be_bytes([out[4 + 2 * i], out[5 + 2 * i]]);
         let count = word(0);
         assert_eq!(
@@ -235,9 +260,7 @@ mod tests {
             name: "amount".into(),
             sql_type: SqlType::Integer,
         }];
-        let error = BinaryTuples::new(&columns)
-            .write(7, &[Cell::Integer(1 << 40)], &mut Vec::new())
-            .map(|()| ());
+        let error = BinaryTuples::new(&columns).write(7, &[Cell::Integer(1 << 40)], &mut Vec::new());
         assert!(
             matches!(&error, Err(WarehouseError::Database(m)) if m == "row 7, column \"amount\": 1099511627776 is beyond INTEGER"),
             "{error:?}"
