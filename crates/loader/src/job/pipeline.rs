@@ -232,46 +232,15 @@ impl Loader {
 
         self.step(job, LoadStatus::ValidatingDatapackage, observer, shared)
             .await?;
-        self.list_first_load(&package_id, &url, &descriptor).await;
         let fact_table = fact_table_name(&job.owner, package_id.dataset());
-        // Planning grows with the descriptor: it runs on a blocking thread, never on the threads that beat.
-        let (descriptor, resource_index, fdp, star) = {
-            let vocabulary = self.vocabulary.clone();
-            let fact_table = fact_table.clone();
-            blocking(move || -> Result<_, LoadError> {
-                let (resource, fdp, star) = plan_load(&vocabulary, &descriptor, &fact_table)?;
-                Ok((descriptor, resource, fdp, star))
-            })
-            .await?
-        };
-        let resource = descriptor["resources"][resource_index].clone();
-        let resource_url = resource_url(&url, &resource)?;
-
-        self.step(job, LoadStatus::LoadingResource, observer, shared)
-            .await?;
-        let policy = self.policy(&job.owner);
-        let source = self.source.clone();
-        let columns = star.columns.clone();
-        let schema_order = schema_order(&resource);
-        let counting = shared.clone();
-        let (table, size) = blocking(move || -> Result<(TableReader, Option<u64>), LoadError> {
-            let opened = source.open(&resource_url, &policy)?;
-            let format = CsvFormat::of_resource(&resource)?;
-            let reader = Box::new(Counting {
-                inner: opened.reader,
-                shared: counting,
-            });
-            Ok((
-                TableReader::open(reader, &format, columns, &schema_order)?,
-                opened.size,
-            ))
-        })
-        .await?;
-
-        self.step(job, LoadStatus::CreatingTable, observer, shared)
-            .await?;
-        let rows = self.stage(job, &star, table, size, observer, shared).await?;
-        shared.staged.store(true, Ordering::Relaxed);
+        // A first load is listed (a registry write and an index commit, a twentieth of a million-row load) while
+        // its rows stream in, and always before the swap: a listing after the final record would hide the loaded
+        // package again.
+        let (_, staged) = tokio::join!(
+            self.list_first_load(&package_id, &url, &descriptor),
+            self.plan_and_stage(job, &url, &descriptor, &fact_table, observer, shared),
+        );
+        let (fdp, star, rows) = staged?;
 
         self.step(job, LoadStatus::CreatingBabbageModel, observer, shared)
             .await?;
@@ -321,6 +290,58 @@ impl Loader {
             rows,
             fact_table,
         })
+    }
+
+    /// Plans the tables, opens the resource and streams its rows into the staging tables.
+    async fn plan_and_stage(
+        &self,
+        job: &LoadJob,
+        url: &Url,
+        descriptor: &Value,
+        fact_table: &str,
+        observer: &dyn Observer,
+        shared: &Arc<Shared>,
+    ) -> Result<(FdpModel, StarPlan, u64), LoadError> {
+        // Planning grows with the descriptor: it runs on a blocking thread, never on the threads that beat.
+        let (descriptor, resource_index, fdp, star) = {
+            let vocabulary = self.vocabulary.clone();
+            let descriptor = descriptor.clone();
+            let fact_table = fact_table.to_owned();
+            blocking(move || -> Result<_, LoadError> {
+                let (resource, fdp, star) = plan_load(&vocabulary, &descriptor, &fact_table)?;
+                Ok((descriptor, resource, fdp, star))
+            })
+            .await?
+        };
+        let resource = descriptor["resources"][resource_index].clone();
+        let resource_url = resource_url(url, &resource)?;
+
+        self.step(job, LoadStatus::LoadingResource, observer, shared)
+            .await?;
+        let policy = self.policy(&job.owner);
+        let source = self.source.clone();
+        let columns = star.columns.clone();
+        let schema_order = schema_order(&resource);
+        let counting = shared.clone();
+        let (table, size) = blocking(move || -> Result<(TableReader, Option<u64>), LoadError> {
+            let opened = source.open(&resource_url, &policy)?;
+            let format = CsvFormat::of_resource(&resource)?;
+            let reader = Box::new(Counting {
+                inner: opened.reader,
+                shared: counting,
+            });
+            Ok((
+                TableReader::open(reader, &format, columns, &schema_order)?,
+                opened.size,
+            ))
+        })
+        .await?;
+
+        self.step(job, LoadStatus::CreatingTable, observer, shared)
+            .await?;
+        let rows = self.stage(job, &star, table, size, observer, shared).await?;
+        shared.staged.store(true, Ordering::Relaxed);
+        Ok((fdp, star, rows))
     }
 
     /// Streams the rows into the staging tables on a blocking thread while this task reports progress (the
