@@ -82,8 +82,9 @@ pub trait PackageRepository: Send + Sync {
     /// Inserts or replaces the whole record.
     async fn put(&self, record: &PackageRecord) -> RepoResult<()>;
     async fn delete(&self, id: &PackageId) -> RepoResult<bool>;
-    /// Every package, ordered by id; the search index is rebuilt from this.
-    async fn list(&self) -> RepoResult<Vec<PackageRecord>>;
+    /// Up to `limit` packages ordered by id, the first after `after` (from the first when `None`): the search
+    /// index is rebuilt from these pages, so no rebuild holds the whole catalogue.
+    async fn page(&self, after: Option<&PackageId>, limit: usize) -> RepoResult<Vec<PackageRecord>>;
     /// Counts over every package, private ones too, without reading any record whole.
     async fn counts(&self) -> RepoResult<RegistryCounts>;
 }

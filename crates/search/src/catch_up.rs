@@ -10,49 +10,98 @@
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use conductor_core::Clock;
+use async_trait::async_trait;
 use conductor_core::repo::PackageRepository;
+use conductor_core::{Clock, PackageId, PackageRecord};
 
-use crate::{Result, SearchError, SearchIndex};
+use crate::{REBUILD_PAGE, RecordPages, Result, SearchError, SearchIndex};
 
 /// Records changed this long before the newest one the rebuild read are written again too: replicas' clocks
 /// (which stamp `last_update`) may disagree by that much.
 const CLOCK_MARGIN_MS: i64 = 60_000;
 
 /// Rebuilds `index` from `packages`, then catches up with what changed while it ran; returns the records indexed.
+/// The registry is read a page at a time, both times: a rebuild holding the whole catalogue at once was the
+/// soak's memory burst, every gateway's at once when the search cluster came back empty.
 pub(crate) async fn rebuild(
     packages: &dyn PackageRepository,
     index: &dyn SearchIndex,
     clock: &dyn Clock,
 ) -> Result<usize> {
-    let records = packages.list().await.map_err(unavailable)?;
-    let newest = records
-        .iter()
-        .map(|r| r.last_update.as_millis())
-        .max()
-        .unwrap_or(i64::MIN);
-    index.rebuild(records).await?;
+    let mut read = RegistryPages::new(packages);
+    index.rebuild(&mut read).await?;
+    let since = read.newest.saturating_sub(CLOCK_MARGIN_MS);
 
     // The index's ids before the registry's: a package added between the two reads is then in neither list (its
     // own write indexed it) instead of only in the index, where it would look deleted.
     let indexed = index.ids().await?;
-    let now = packages.list().await.map_err(unavailable)?;
-    let since = newest.saturating_sub(CLOCK_MARGIN_MS);
-    let kept: HashSet<String> = now.iter().map(|r| r.id.to_string()).collect();
-    let changed = now
-        .iter()
-        .filter(|r| r.last_update.as_millis() >= since)
-        .map(|r| r.id.clone());
+    let mut kept: HashSet<String> = HashSet::new();
+    let mut changed: Vec<PackageId> = Vec::new();
+    let mut now = RegistryPages::new(packages);
+    loop {
+        let page = now.next_page().await?;
+        if page.is_empty() {
+            break;
+        }
+        for record in page {
+            kept.insert(record.id.to_string());
+            if record.last_update.as_millis() >= since {
+                changed.push(record.id);
+            }
+        }
+    }
     let gone = indexed.into_iter().filter(|id| !kept.contains(&id.to_string()));
     // Each one as the registry has it at the moment it is written, read again just before: the writes a catch-up
     // makes take a while, and clients keep publishing and deleting meanwhile.
-    for id in changed.chain(gone).collect::<Vec<_>>() {
+    for id in changed.into_iter().chain(gone).collect::<Vec<_>>() {
         match packages.get(&id).await.map_err(unavailable)? {
             Some(record) => index.upsert(&record).await?,
             None => index.delete(&id, clock.now()).await?,
         }
     }
-    Ok(now.len())
+    Ok(kept.len())
+}
+
+/// The registry in pages of [`REBUILD_PAGE`] by id, noting the newest change read.
+struct RegistryPages<'a> {
+    packages: &'a dyn PackageRepository,
+    /// The last id read; `None` before the first page.
+    after: Option<PackageId>,
+    finished: bool,
+    newest: i64,
+}
+
+impl<'a> RegistryPages<'a> {
+    fn new(packages: &'a dyn PackageRepository) -> Self {
+        Self {
+            packages,
+            after: None,
+            finished: false,
+            newest: i64::MIN,
+        }
+    }
+}
+
+#[async_trait]
+impl RecordPages for RegistryPages<'_> {
+    async fn next_page(&mut self) -> Result<Vec<PackageRecord>> {
+        if self.finished {
+            return Ok(Vec::new());
+        }
+        let page = self
+            .packages
+            .page(self.after.as_ref(), REBUILD_PAGE)
+            .await
+            .map_err(unavailable)?;
+        self.finished = page.len() < REBUILD_PAGE;
+        if let Some(last) = page.last() {
+            self.after = Some(last.id.clone());
+        }
+        if let Some(newest) = page.iter().map(|r| r.last_update.as_millis()).max() {
+            self.newest = self.newest.max(newest);
+        }
+        Ok(page)
+    }
 }
 
 /// One rebuild at a time, and none for the callers that waited while one ran. When a fresh cluster comes back,
@@ -96,11 +145,11 @@ fn unavailable(error: conductor_core::repo::RepoError) -> SearchError {
 mod tests {
     use std::sync::Arc;
 
-    use async_trait::async_trait;
-    use conductor_core::{PackageId, PackageRecord, Timestamp};
+    use conductor_core::Timestamp;
     use serde_json::json;
 
     use super::*;
+    use crate::RecordList;
     use crate::embedded::EmbeddedIndex;
     use crate::memory::MemoryPackages;
     use crate::{Hits, SearchQuery};
@@ -127,7 +176,16 @@ mod tests {
         async fn search(&self, query: &SearchQuery) -> Result<Box<dyn Hits>> {
             self.index.search(query).await
         }
-        async fn rebuild(&self, records: Vec<PackageRecord>) -> Result<()> {
+        async fn rebuild(&self, pages: &mut dyn RecordPages) -> Result<()> {
+            // The rebuild reads the registry through ...
+            let mut records = Vec::new();
+            loop {
+                let page = pages.next_page().await?;
+                if page.is_empty() {
+                    break;
+                }
+                records.extend(page);
+            }
             let fixtures = crate::contract::fixtures();
             // Stamped as a change made now is: after everything the rebuild read.
             let now = fixtures
@@ -151,7 +209,8 @@ mod tests {
             hidden.last_update = Timestamp::from_millis(now);
             self.packages.put(&hidden).await.map_err(unavailable)?;
             self.index.upsert(&hidden).await?;
-            self.index.rebuild(records).await
+            // ... then writes what it read.
+            self.index.rebuild(&mut RecordList::new(records)).await
         }
         async fn count(&self) -> Result<u64> {
             self.index.count().await
@@ -197,7 +256,7 @@ mod tests {
 
         let listed = crate::contract::listed_ids(&index).await;
         let mut registry: Vec<String> = packages
-            .list()
+            .page(None, 100)
             .await
             .unwrap()
             .iter()
@@ -236,10 +295,10 @@ mod tests {
         async fn search(&self, query: &SearchQuery) -> Result<Box<dyn Hits>> {
             self.index.search(query).await
         }
-        async fn rebuild(&self, records: Vec<PackageRecord>) -> Result<()> {
+        async fn rebuild(&self, pages: &mut dyn RecordPages) -> Result<()> {
             self.rebuilds.fetch_add(1, Ordering::SeqCst);
             tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-            self.index.rebuild(records).await
+            self.index.rebuild(pages).await
         }
         async fn count(&self) -> Result<u64> {
             self.index.count().await
@@ -247,6 +306,72 @@ mod tests {
         async fn ids(&self) -> Result<Vec<PackageId>> {
             self.index.ids().await
         }
+    }
+
+    /// Counts the records each page of a rebuild holds.
+    struct PageSizes {
+        index: EmbeddedIndex,
+        largest: std::sync::atomic::AtomicUsize,
+    }
+
+    #[async_trait]
+    impl SearchIndex for PageSizes {
+        fn backend(&self) -> &'static str {
+            "embedded"
+        }
+        async fn upsert(&self, record: &PackageRecord) -> Result<()> {
+            self.index.upsert(record).await
+        }
+        async fn delete(&self, id: &PackageId, at: Timestamp) -> Result<()> {
+            self.index.delete(id, at).await
+        }
+        async fn search(&self, query: &SearchQuery) -> Result<Box<dyn Hits>> {
+            self.index.search(query).await
+        }
+        async fn rebuild(&self, pages: &mut dyn RecordPages) -> Result<()> {
+            let mut records = Vec::new();
+            loop {
+                let page = pages.next_page().await?;
+                if page.is_empty() {
+                    break;
+                }
+                self.largest.fetch_max(page.len(), Ordering::SeqCst);
+                records.extend(page);
+            }
+            self.index.rebuild(&mut RecordList::new(records)).await
+        }
+        async fn count(&self) -> Result<u64> {
+            self.index.count().await
+        }
+        async fn ids(&self) -> Result<Vec<PackageId>> {
+            self.index.ids().await
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_rebuild_reads_the_registry_a_page_at_a_time_and_misses_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let packages = Arc::new(MemoryPackages::default());
+        let template = crate::contract::fixtures().remove(0);
+        for n in 0..(2 * REBUILD_PAGE + 3) {
+            let mut record = template.clone();
+            record.id = PackageId::parse(&format!("{}:package-{n:05}", template.id.owner())).unwrap();
+            packages.put(&record).await.unwrap();
+        }
+        let index = PageSizes {
+            index: EmbeddedIndex::open(dir.path()).unwrap(),
+            largest: Default::default(),
+        };
+        let indexed = rebuild(packages.as_ref(), &index, &conductor_core::SystemClock)
+            .await
+            .unwrap();
+        assert_eq!(indexed, 2 * REBUILD_PAGE + 3);
+        assert_eq!(index.count().await.unwrap(), (2 * REBUILD_PAGE + 3) as u64);
+        assert_eq!(
+            index.largest.load(Ordering::SeqCst),
+            REBUILD_PAGE,
+            "never more than a page at once"
+        );
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

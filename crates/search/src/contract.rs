@@ -3,7 +3,7 @@
 use conductor_core::{PackageId, PackageRecord, Timestamp, UserId};
 use serde_json::{Value, json};
 
-use crate::{SearchIndex, SearchQuery};
+use crate::{RecordList, RecordPages, SearchError, SearchIndex, SearchQuery};
 
 pub fn ada() -> UserId {
     UserId::from_email("ada@example.test")
@@ -118,7 +118,11 @@ pub async fn listed_ids(index: &dyn SearchIndex) -> Vec<String> {
 }
 
 pub async fn suite(index: &dyn SearchIndex) {
-    index.rebuild(fixtures()).await.unwrap();
+    // In pages of two: three pages make one index.
+    index
+        .rebuild(&mut RecordList::in_pages_of(fixtures(), 2))
+        .await
+        .unwrap();
     assert_eq!(index.count().await.unwrap(), 6);
 
     // Visibility: {owner, other, anonymous} × {private, public} × {loaded, not loaded}.
@@ -317,10 +321,39 @@ pub async fn suite(index: &dyn SearchIndex) {
     );
 
     // Rebuild replaces everything.
-    index.rebuild(fixtures()[4..].to_vec()).await.unwrap();
+    index
+        .rebuild(&mut RecordList::new(fixtures()[4..].to_vec()))
+        .await
+        .unwrap();
     assert_eq!(index.count().await.unwrap(), 2);
     assert_eq!(
         sorted(index, &[], Some(ada())).await,
         ["city-contracts", "uk-finances"]
     );
+
+    // A rebuild whose registry read fails after a page leaves the index as it was, and the next write commits
+    // nothing of it.
+    let failed = index
+        .rebuild(&mut FailingAfterOnePage(Some(fixtures()[..2].to_vec())))
+        .await;
+    assert!(matches!(failed, Err(SearchError::Unavailable(_))), "{failed:?}");
+    assert_eq!(index.count().await.unwrap(), 2);
+    index.upsert(&fixtures()[4]).await.unwrap();
+    assert_eq!(listed_ids(index).await.len(), 2);
+    assert_eq!(
+        sorted(index, &[], Some(ada())).await,
+        ["city-contracts", "uk-finances"]
+    );
+}
+
+/// A registry that yields one page, then cannot be read.
+struct FailingAfterOnePage(Option<Vec<PackageRecord>>);
+
+#[async_trait::async_trait]
+impl RecordPages for FailingAfterOnePage {
+    async fn next_page(&mut self) -> crate::Result<Vec<PackageRecord>> {
+        self.0
+            .take()
+            .ok_or_else(|| SearchError::Unavailable("the registry went away".into()))
+    }
 }

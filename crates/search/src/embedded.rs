@@ -27,8 +27,8 @@ use tantivy::{
 
 use crate::query::TEXT_FIELDS;
 use crate::{
-    Filter, Hit, Hits, ReadyHits, Result, SearchError, SearchIndex, SearchQuery, indexed_document, is_public,
-    owner_of, search_answer,
+    Filter, Hit, Hits, ReadyHits, RecordPages, Result, SearchError, SearchIndex, SearchQuery,
+    indexed_document, is_public, owner_of, search_answer,
 };
 
 /// Decompressed document-store blocks kept per segment (16 KiB each, so at most 16 MiB a segment): a listing of
@@ -90,6 +90,9 @@ struct Inner {
     /// tantivy allows one writer per directory (a lock file): taken at the first write, so a process that only
     /// reads (a command beside a serving gateway) never contends for it.
     writer: Mutex<Option<IndexWriter>>,
+    /// Shared by writes, held alone by a rebuild: a write's commit in the middle of a rebuild would publish the
+    /// index half rebuilt.
+    rebuilding: tokio::sync::RwLock<()>,
     fields: Fields,
 }
 
@@ -139,6 +142,7 @@ impl EmbeddedIndex {
                 index,
                 reader,
                 writer: Mutex::new(None),
+                rebuilding: tokio::sync::RwLock::new(()),
                 fields,
             }),
         })
@@ -420,6 +424,7 @@ impl SearchIndex for EmbeddedIndex {
     }
 
     async fn upsert(&self, record: &PackageRecord) -> Result<()> {
+        let _writing = self.inner.rebuilding.read().await;
         let record = record.clone();
         self.blocking(move |inner| {
             let document = inner.document(&record);
@@ -434,6 +439,7 @@ impl SearchIndex for EmbeddedIndex {
 
     // One process writes this index; there is no slower replica's stale write to refuse.
     async fn delete(&self, id: &PackageId, _at: Timestamp) -> Result<()> {
+        let _writing = self.inner.rebuilding.read().await;
         let id = id.to_string();
         self.blocking(move |inner| {
             inner.writing(|writer| {
@@ -449,19 +455,44 @@ impl SearchIndex for EmbeddedIndex {
         self.blocking(move |inner| inner.search(&query)).await
     }
 
-    async fn rebuild(&self, records: Vec<PackageRecord>) -> Result<()> {
-        self.blocking(move |inner| {
-            inner.writing(|writer| {
-                writer.delete_all_documents().map_err(index_error)?;
-                for record in records {
-                    writer
-                        .add_document(inner.document(&record))
-                        .map_err(index_error)?;
-                }
-                inner.commit(writer)
+    /// Every page is added to the writer uncommitted, and one commit at the end swaps the whole index: a search
+    /// meanwhile sees the old one.
+    async fn rebuild(&self, pages: &mut dyn RecordPages) -> Result<()> {
+        let _alone = self.inner.rebuilding.write().await;
+        let filled = async {
+            self.blocking(|inner| {
+                inner.writing(|writer| writer.delete_all_documents().map(drop).map_err(index_error))
             })
-        })
-        .await
+            .await?;
+            loop {
+                let page = pages.next_page().await?;
+                if page.is_empty() {
+                    break;
+                }
+                self.blocking(move |inner| {
+                    inner.writing(|writer| {
+                        for record in &page {
+                            writer.add_document(inner.document(record)).map_err(index_error)?;
+                        }
+                        Ok(())
+                    })
+                })
+                .await?;
+            }
+            self.blocking(|inner| inner.writing(|writer| inner.commit(writer)))
+                .await
+        }
+        .await;
+        if filled.is_err() {
+            // Nothing of a failed rebuild stays for the next write's commit to publish.
+            let rolled_back = self
+                .blocking(|inner| inner.writing(|writer| writer.rollback().map(drop).map_err(index_error)))
+                .await;
+            if let Err(error) = rolled_back {
+                tracing::error!(%error, "could not roll back a failed rebuild of the search index");
+            }
+        }
+        filled
     }
 
     async fn count(&self) -> Result<u64> {
@@ -520,7 +551,10 @@ mod tests {
     async fn a_second_opener_reads_beside_the_writer_and_cannot_write() {
         let dir = tempfile::tempdir().unwrap();
         let gateway = EmbeddedIndex::open(dir.path()).unwrap();
-        gateway.rebuild(crate::contract::fixtures()).await.unwrap();
+        gateway
+            .rebuild(&mut crate::RecordList::new(crate::contract::fixtures()))
+            .await
+            .unwrap();
         // A command opening the same index while the gateway holds the writer: it opens and reads...
         let command = EmbeddedIndex::open(dir.path()).expect("opening takes no lock");
         assert_eq!(command.count().await.unwrap(), 6);
@@ -535,7 +569,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         {
             let index = EmbeddedIndex::open(dir.path()).unwrap();
-            index.rebuild(crate::contract::fixtures()).await.unwrap();
+            index
+                .rebuild(&mut crate::RecordList::new(crate::contract::fixtures()))
+                .await
+                .unwrap();
         }
         let reopened = EmbeddedIndex::open(dir.path()).unwrap();
         assert_eq!(reopened.count().await.unwrap(), 6);

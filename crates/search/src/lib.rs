@@ -64,8 +64,9 @@ pub trait SearchIndex: Send + Sync {
     /// The matching visible packages, best first (newest first without free text), each with the search
     /// answer stored when it was indexed, read when asked for.
     async fn search(&self, query: &SearchQuery) -> Result<Box<dyn Hits>>;
-    /// Replaces the whole index with these records (taken, so an adapter can drop each once it is written).
-    async fn rebuild(&self, records: Vec<PackageRecord>) -> Result<()>;
+    /// Replaces the whole index with the records `pages` yields, read a page at a time so no rebuild holds the
+    /// whole catalogue. When a page cannot be read, or the writing fails, the index stays as it was.
+    async fn rebuild(&self, pages: &mut dyn RecordPages) -> Result<()>;
     /// How many packages the index holds.
     async fn count(&self) -> Result<u64>;
     /// The id of every package the index holds, for a rebuild to find what was deleted while it ran.
@@ -76,6 +77,44 @@ pub trait SearchIndex: Send + Sync {
         Ok(())
     }
 }
+
+/// Where a rebuild reads its records from, a page at a time.
+#[async_trait]
+pub trait RecordPages: Send {
+    /// The next records, empty once every record was read.
+    async fn next_page(&mut self) -> Result<Vec<PackageRecord>>;
+}
+
+/// Records already in memory, handed out in pages of `size`: a rebuild from a list (an import, a test).
+#[derive(Debug)]
+pub struct RecordList {
+    records: std::vec::IntoIter<PackageRecord>,
+    size: usize,
+}
+
+impl RecordList {
+    /// Records in pages of the size a registry read uses.
+    pub fn new(records: Vec<PackageRecord>) -> Self {
+        Self::in_pages_of(records, REBUILD_PAGE)
+    }
+
+    pub fn in_pages_of(records: Vec<PackageRecord>, size: usize) -> Self {
+        Self {
+            records: records.into_iter(),
+            size: size.max(1),
+        }
+    }
+}
+
+#[async_trait]
+impl RecordPages for RecordList {
+    async fn next_page(&mut self) -> Result<Vec<PackageRecord>> {
+        Ok(self.records.by_ref().take(self.size).collect())
+    }
+}
+
+/// Records a rebuild reads from the registry at a time (and an OpenSearch bulk request carries).
+pub const REBUILD_PAGE: usize = 500;
 
 /// Whether a package is visible to everyone: not private, and not marked unloaded (reference §4).
 pub fn is_public(record: &PackageRecord) -> bool {

@@ -39,8 +39,15 @@ impl PackageRepository for MemoryPackages {
         Ok(self.with(|all| all.remove(id).is_some()))
     }
 
-    async fn list(&self) -> RepoResult<Vec<PackageRecord>> {
-        Ok(self.with(|all| all.values().cloned().collect()))
+    async fn page(&self, after: Option<&PackageId>, limit: usize) -> RepoResult<Vec<PackageRecord>> {
+        use std::ops::Bound;
+        let from = after.map_or(Bound::Unbounded, |id| Bound::Excluded(id.clone()));
+        Ok(self.with(|all| {
+            all.range((from, Bound::Unbounded))
+                .take(limit)
+                .map(|(_, record)| record.clone())
+                .collect()
+        }))
     }
 
     async fn counts(&self) -> RepoResult<RegistryCounts> {

@@ -19,7 +19,10 @@ async fn a_write_stamped_before_what_the_index_holds_is_refused() {
     let server = Osmem::start();
     let index = OpenSearchIndex::new(server.url(), "packages").unwrap();
     let mut record = crate::contract::fixtures().remove(0);
-    index.rebuild(vec![record.clone()]).await.unwrap();
+    index
+        .rebuild(&mut crate::RecordList::new(vec![record.clone()]))
+        .await
+        .unwrap();
     let renamed = SearchQuery::parse("package", [("q", "\"renamed\"")], None, 10).unwrap();
 
     // A replica that read the registry before a rename writes the old state back: refused, the new one stays.
@@ -52,7 +55,10 @@ async fn a_delete_on_a_fresh_cluster_creates_no_index() {
     assert!(matches!(deleted, Err(SearchError::Missing(_))), "{deleted:?}");
     // Nothing named like the alias appeared, so a rebuild can still put the alias there.
     assert!(index.foreign_indexes().await.unwrap().is_empty());
-    index.rebuild(crate::contract::fixtures()).await.unwrap();
+    index
+        .rebuild(&mut crate::RecordList::new(crate::contract::fixtures()))
+        .await
+        .unwrap();
     assert_eq!(index.count().await.unwrap(), 6);
 }
 
@@ -138,7 +144,10 @@ async fn replicas_that_rebuilt_at_once_settle_on_one_index_behind_the_alias() {
     let replicas: Vec<OpenSearchIndex> = (0..2)
         .map(|_| OpenSearchIndex::new(server.url(), "packages").unwrap())
         .collect();
-    replicas[0].rebuild(crate::contract::fixtures()).await.unwrap();
+    replicas[0]
+        .rebuild(&mut crate::RecordList::new(crate::contract::fixtures()))
+        .await
+        .unwrap();
     let second = replicas[1].create_index().await.unwrap();
     replicas[1].point_alias(&second, &[]).await.unwrap();
     let mut record = crate::contract::fixtures().remove(0);

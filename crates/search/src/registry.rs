@@ -165,9 +165,9 @@ mod tests {
             self.check()?;
             self.index.search(query).await
         }
-        async fn rebuild(&self, records: Vec<PackageRecord>) -> Result<()> {
+        async fn rebuild(&self, pages: &mut dyn crate::RecordPages) -> Result<()> {
             self.check()?;
-            self.index.rebuild(records).await
+            self.index.rebuild(pages).await
         }
         async fn ids(&self) -> Result<Vec<PackageId>> {
             self.check()?;

@@ -192,7 +192,31 @@ async fn packages(repos: &Repositories) {
     repos.packages.put(&replaced).await.unwrap();
     assert_eq!(repos.packages.get(&first.id).await.unwrap(), Some(replaced));
 
-    assert_eq!(repos.packages.list().await.unwrap().len(), 3);
+    // Pages in the database's id order, each after the last id of the one before: together every package once.
+    let first_page = repos.packages.page(None, 2).await.unwrap();
+    let rest = repos
+        .packages
+        .page(first_page.last().map(|r| &r.id), 2)
+        .await
+        .unwrap();
+    let mut paged: Vec<String> = first_page.iter().chain(&rest).map(|r| r.id.to_string()).collect();
+    paged.sort();
+    let mut all: Vec<String> = [&first, &second, &other]
+        .iter()
+        .map(|r| r.id.to_string())
+        .collect();
+    all.sort();
+    assert_eq!((first_page.len(), rest.len()), (2, 1));
+    assert_eq!(paged, all, "every package once");
+    assert!(
+        repos
+            .packages
+            .page(rest.last().map(|r| &r.id), 2)
+            .await
+            .unwrap()
+            .is_empty(),
+        "nothing after the last"
+    );
     let mut many: Vec<_> = repos
         .packages
         .get_many(&[

@@ -66,11 +66,19 @@ macro_rules! impl_packages {
                 .await
             }
 
-            async fn list(&self) -> RepoResult<Vec<PackageRecord>> {
+            async fn page(&self, after: Option<&PackageId>, limit: usize) -> RepoResult<Vec<PackageRecord>> {
+                let after = after.map(ToString::to_string);
+                let limit = i64::try_from(limit).unwrap_or(i64::MAX);
                 self.run(move |conn: &mut $conn| {
-                    packages::table
+                    let mut query = packages::table
                         .select(PackageRow::as_select())
                         .order(packages::id)
+                        .limit(limit)
+                        .into_boxed();
+                    if let Some(after) = after {
+                        query = query.filter(packages::id.gt(after));
+                    }
+                    query
                         .load(conn)
                         .map_err(query_error)?
                         .into_iter()
