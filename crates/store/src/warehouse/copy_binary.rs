@@ -97,13 +97,69 @@ fn field(out: &mut Vec<u8>, bytes: &[u8]) {
 /// base-10000 digits, the weight of the first, the sign and the display scale, as the server's text input would
 /// have stored the same text.
 fn numeric(decimal: &str, out: &mut Vec<u8>) -> Result<(), String> {
-    let overflow = || format!("{decimal} overflows NUMERIC");
     let bytes = decimal.as_bytes();
     let negative = bytes.first() == Some(&b'-');
     let unsigned = bytes
         .strip_prefix(b"-")
         .or_else(|| bytes.strip_prefix(b"+"))
         .unwrap_or(bytes);
+    if short_numeric(unsigned, negative, out) {
+        return Ok(());
+    }
+    any_numeric(decimal, negative, unsigned, out)
+}
+
+/// The common case, a plain decimal of at most 19 digits (what budgets hold): its digits read as one integer,
+/// split into base-10000 groups by division. False, writing nothing, for anything else (an exponent, more
+/// digits), which [`any_numeric`] writes. The loader's own most costly step before this, at 38 ns a value.
+fn short_numeric(unsigned: &[u8], negative: bool, out: &mut Vec<u8>) -> bool {
+    if unsigned.len() > 20 {
+        return false;
+    }
+    let (mut value, mut digits, mut point) = (0_u64, 0_u32, None);
+    for &b in unsigned {
+        match b {
+            b'0'..=b'9' if digits < 19 => {
+                value = value * 10 + u64::from(b - b'0');
+                digits += 1;
+            }
+            b'.' if point.is_none() => point = Some(digits),
+            _ => return false,
+        }
+    }
+    let scale = point.map_or(0, |at| digits - at);
+    let fraction_groups = scale.div_ceil(4);
+    // Padded on the right to whole groups after the point: at most 22 digits, 6 groups.
+    let mut rest = u128::from(value) * 10_u128.pow(fraction_groups * 4 - scale);
+    let mut groups = [0_u16; 6];
+    let mut count = 0;
+    while rest > 0 {
+        groups[count] = (rest % 10_000) as u16;
+        rest /= 10_000;
+        count += 1;
+    }
+    let trailing_zeros = groups[..count].iter().take_while(|&&g| g == 0).count();
+    let kept = &groups[trailing_zeros..count];
+    let weight = count as i16 - 1 - fraction_groups as i16;
+    let (weight, sign) = match (kept.is_empty(), negative) {
+        (true, _) => (0, NUMERIC_POSITIVE),
+        (false, true) => (weight, NUMERIC_NEGATIVE),
+        (false, false) => (weight, NUMERIC_POSITIVE),
+    };
+    out.extend_from_slice(&(8 + 2 * kept.len() as i32).to_be_bytes());
+    out.extend_from_slice(&(kept.len() as i16).to_be_bytes());
+    out.extend_from_slice(&weight.to_be_bytes());
+    out.extend_from_slice(&sign.to_be_bytes());
+    out.extend_from_slice(&(scale as i16).to_be_bytes());
+    for group in kept.iter().rev() {
+        out.extend_from_slice(&group.to_be_bytes());
+    }
+    true
+}
+
+/// Any decimal the value reader takes, an exponent and thousands of digits included.
+fn any_numeric(decimal: &str, negative: bool, unsigned: &[u8], out: &mut Vec<u8>) -> Result<(), String> {
+    let overflow = || format!("{decimal} overflows NUMERIC");
     let (mantissa, exponent) = match unsigned.iter().position(|b| matches!(b, b'e' | b'E')) {
         Some(at) => (
             &unsigned[..at],
@@ -242,6 +298,38 @@ mod tests {
         assert_eq!(encoded("-3e5"), Ok((1, 1, 0x4000, 0, vec![30])));
         assert_eq!(encoded("1.5e-3"), Ok((1, -1, 0, 4, vec![15])));
         assert_eq!(encoded("0070000"), Ok((1, 1, 0, 0, vec![7])));
+    }
+
+    #[test]
+    fn the_short_path_writes_what_the_general_one_does() {
+        use rand::Rng;
+        let mut rng = rand::rng();
+        let mut checked = 0;
+        for _ in 0..200_000 {
+            let length = rng.random_range(1..=21);
+            let mut text: String = (0..length)
+                .map(|_| char::from(b'0' + rng.random_range(0..10_u8)))
+                .collect();
+            if rng.random_bool(0.7) {
+                text.insert(rng.random_range(0..=text.len()), '.');
+            }
+            if rng.random_bool(0.3) {
+                text.insert(0, '-');
+            }
+            let (mut short, mut general) = (Vec::new(), Vec::new());
+            let unsigned = text.trim_start_matches('-').as_bytes();
+            if super::short_numeric(unsigned, text.starts_with('-'), &mut short) {
+                super::any_numeric(&text, text.starts_with('-'), unsigned, &mut general).unwrap();
+                assert_eq!(short, general, "{text}");
+                checked += 1;
+            } else {
+                assert!(
+                    short.is_empty() && text.chars().filter(char::is_ascii_digit).count() > 19,
+                    "{text}"
+                );
+            }
+        }
+        assert!(checked > 100_000, "{checked}");
     }
 
     #[test]
