@@ -42,12 +42,7 @@ impl BinaryTuples {
     }
 
     /// Appends row `number`'s tuple to `out`. A value its column cannot hold names the row and the column.
-    pub(super) fn write(
-        &mut self,
-        number: i64,
-        cells: &[Cell],
-        out: &mut Vec<u8>,
-    ) -> Result<(), WarehouseError> {
+    pub(super) fn write(&self, number: i64, cells: &[Cell], out: &mut Vec<u8>) -> Result<(), WarehouseError> {
         let fields = i16::try_from(cells.len() + 1).map_err(|_| {
             WarehouseError::Database(format!("{} columns are more than COPY takes", cells.len()))
         })?;
@@ -146,15 +141,21 @@ fn short_numeric(unsigned: &[u8], negative: bool, out: &mut Vec<u8>) -> bool {
         (false, true) => (weight, NUMERIC_NEGATIVE),
         (false, false) => (weight, NUMERIC_POSITIVE),
     };
-    out.extend_from_slice(&(8 + 2 * kept.len() as i32).to_be_bytes());
-    out.extend_from_slice(&(kept.len() as i16).to_be_bytes());
-    out.extend_from_slice(&weight.to_be_bytes());
-    out.extend_from_slice(&sign.to_be_bytes());
-    out.extend_from_slice(&(scale as i16).to_be_bytes());
+    numeric_header(out, kept.len(), weight, sign, scale as i16);
     for group in kept.iter().rev() {
         out.extend_from_slice(&group.to_be_bytes());
     }
     true
+}
+
+/// A NUMERIC field's length and header: how many base-10000 digits follow, the first one's weight, the sign and
+/// the display scale (digits, weight and scale already checked to fit).
+fn numeric_header(out: &mut Vec<u8>, groups: usize, weight: i16, sign: u16, scale: i16) {
+    out.extend_from_slice(&(8 + 2 * groups as i32).to_be_bytes());
+    out.extend_from_slice(&(groups as i16).to_be_bytes());
+    out.extend_from_slice(&weight.to_be_bytes());
+    out.extend_from_slice(&sign.to_be_bytes());
+    out.extend_from_slice(&scale.to_be_bytes());
 }
 
 /// Any decimal the value reader takes, an exponent and thousands of digits included.
@@ -187,16 +188,9 @@ fn any_numeric(decimal: &str, negative: bool, unsigned: &[u8], out: &mut Vec<u8>
     if display_scale > MAX_DISPLAY_SCALE {
         return Err(overflow());
     }
-    let header = |out: &mut Vec<u8>, groups: i64, weight: i64, sign: u16| {
-        out.extend_from_slice(&(8 + 2 * groups as i32).to_be_bytes());
-        out.extend_from_slice(&(groups as i16).to_be_bytes());
-        out.extend_from_slice(&(weight as i16).to_be_bytes());
-        out.extend_from_slice(&sign.to_be_bytes());
-        out.extend_from_slice(&(display_scale as i16).to_be_bytes());
-    };
     let Some(first_nonzero) = first_nonzero else {
         // Zero, whatever its sign, as the server stores it: no digits.
-        header(out, 0, 0, NUMERIC_POSITIVE);
+        numeric_header(out, 0, 0, NUMERIC_POSITIVE, display_scale as i16);
         return Ok(());
     };
     // The powers of ten of the first and the last non-zero digit's places, and the base-10000 groups they fall in.
@@ -214,7 +208,7 @@ fn any_numeric(decimal: &str, negative: bool, unsigned: &[u8], out: &mut Vec<u8>
         NUMERIC_POSITIVE
     };
     out.reserve(8 + 2 * groups as usize);
-    header(out, groups, weight, sign);
+    numeric_header(out, groups as usize, weight as i16, sign, display_scale as i16);
     // Digits left to fill the current group: the first group holds the places down to its power of 10000.
     let mut left = first.rem_euclid(4) + 1;
     let mut group = 0_i16;
@@ -407,7 +401,7 @@ mod tests {
             name: name.into(),
             sql_type,
         });
-        let mut tuples = BinaryTuples::new(&columns);
+        let tuples = BinaryTuples::new(&columns);
         let mut data = HEADER.to_vec();
         let rows: Vec<[Cell; 4]> = numbers
             .iter()
