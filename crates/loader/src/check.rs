@@ -11,7 +11,7 @@ use serde_json::Value;
 
 use crate::job::pipeline::{plan_load, resource_path, schema_order};
 use crate::job::{LoadError, MAX_DESCRIPTOR_BYTES};
-use crate::star::{MAX_DISTINCT, StarBuilder};
+use crate::star::{FactError, MAX_DISTINCT, StarBuilder};
 use crate::table::{CsvFormat, TableReader};
 use crate::values::Cell;
 use crate::vocabulary::Vocabulary;
@@ -82,15 +82,20 @@ pub fn check_package(vocabulary: &Vocabulary, descriptor: &Path) -> Result<Check
         &schema_order(resource),
     )?;
     let mut builder = StarBuilder::new(&star);
-    let (mut cells, mut fact): (Vec<Cell>, Vec<Cell>) = (Vec::new(), Vec::new());
-    while table.next_row(&mut cells)? {
-        if let Err(dimension) = builder.split(&cells, &mut fact) {
-            return Err(LoadError::Invalid(format!(
-                "row {}: dimension {} has more than {MAX_DISTINCT} distinct rows; is a per-row value (an id) \
-                 mapped to a dimension instead of left out?",
-                table.rows_read(),
-                star.layout.dimensions[dimension].name
-            )));
+    let mut fact: Vec<Cell> = Vec::new();
+    loop {
+        match builder.read_fact(&mut table, &mut fact) {
+            Ok(true) => {}
+            Ok(false) => break,
+            Err(FactError::Table(error)) => return Err(error.into()),
+            Err(FactError::TooMany(dimension)) => {
+                return Err(LoadError::Invalid(format!(
+                    "row {}: dimension {} has more than {MAX_DISTINCT} distinct rows; is a per-row value (an id) \
+                     mapped to a dimension instead of left out?",
+                    table.rows_read(),
+                    star.layout.dimensions[dimension].name
+                )));
+            }
         }
     }
     Ok(Checked {

@@ -109,7 +109,10 @@ pub struct ColumnSpec {
 
 /// Typed rows out of a CSV stream, the columns in the order of the specs given.
 pub struct TableReader {
-    records: csv::ByteRecordsIntoIter<RowGuard<Box<dyn Read + Send>>>,
+    reader: csv::Reader<RowGuard<Box<dyn Read + Send>>>,
+    /// The current row, read into the same buffers every time: a fresh record per row was an allocation or
+    /// more per row.
+    record: csv::ByteRecord,
     since_row: std::sync::Arc<std::sync::atomic::AtomicU64>,
     positions: Vec<usize>,
     specs: Vec<ColumnSpec>,
@@ -205,7 +208,8 @@ impl TableReader {
             ));
         }
         Ok(Self {
-            records: reader.into_byte_records(),
+            reader,
+            record: csv::ByteRecord::new(),
             since_row,
             positions,
             specs,
@@ -220,48 +224,80 @@ impl TableReader {
 
     /// The next row's cells, or `None` at the end. Rows are numbered from 1, the first data row.
     pub fn next_row(&mut self, cells: &mut Vec<Cell>) -> Result<bool, TableError> {
-        let record = loop {
-            let Some(record) = self.records.next() else {
-                return Ok(false);
-            };
+        if !self.next_record()? {
+            return Ok(false);
+        }
+        self.read_cells(cells)?;
+        Ok(true)
+    }
+
+    /// Moves to the next row without typing its values (see [`Self::raw`] and [`Self::read_cell`]), or returns
+    /// `false` at the end.
+    pub fn next_record(&mut self) -> Result<bool, TableError> {
+        loop {
             let row = self.row + 1;
-            let record = record.map_err(|e| TableError::Malformed {
-                row,
-                message: e.to_string(),
-            })?;
-            // A blank line is skipped, as the original's tabulator did, and not counted.
-            if !(record.len() == 1 && record.get(0).is_some_and(<[u8]>::is_empty)) {
-                break record;
+            let read = self
+                .reader
+                .read_byte_record(&mut self.record)
+                .map_err(|e| TableError::Malformed {
+                    row,
+                    message: e.to_string(),
+                })?;
+            if !read {
+                return Ok(false);
             }
-        };
+            // A blank line is skipped, as the original's tabulator did, and not counted.
+            if !(self.record.len() == 1 && self.record.get(0).is_some_and(<[u8]>::is_empty)) {
+                break;
+            }
+        }
         self.row += 1;
-        let row = self.row;
         // The reader buffers ahead, so this counts from somewhere in the last buffer: a row of up to the limit
         // less one buffer always passes.
         self.since_row.store(0, std::sync::atomic::Ordering::Relaxed);
-        // The cells of the last row are read over, so their text buffers are reused.
-        cells.resize(self.specs.len(), Cell::Null);
-        for ((spec, &position), cell) in self.specs.iter().zip(&self.positions).zip(cells.iter_mut()) {
-            let raw = record.get(position).unwrap_or_default();
-            let text = std::str::from_utf8(raw).map_err(|_| TableError::Value {
-                row,
-                column: spec.header.clone(),
-                message: "the value is not valid text in the resource's encoding".into(),
-            })?;
-            if text.contains('\0') {
-                return Err(TableError::Value {
-                    row,
-                    column: spec.header.clone(),
-                    message: "the value holds a NUL character".into(),
-                });
-            }
-            read_value_into(text, &spec.format, cell).map_err(|e| TableError::Value {
-                row,
-                column: spec.header.clone(),
-                message: e.to_string(),
-            })?;
-        }
         Ok(true)
+    }
+
+    /// How many columns a row has: the specs it was opened with.
+    pub fn width(&self) -> usize {
+        self.specs.len()
+    }
+
+    /// Column `column`'s bytes in the current row, as the file holds them (empty where the row is short).
+    pub fn raw(&self, column: usize) -> &[u8] {
+        self.positions
+            .get(column)
+            .and_then(|&position| self.record.get(position))
+            .unwrap_or_default()
+    }
+
+    /// Every column of the current row typed into `cells` (their text buffers reused); the first column in
+    /// order that fails is the error.
+    pub fn read_cells(&self, cells: &mut Vec<Cell>) -> Result<(), TableError> {
+        cells.resize(self.specs.len(), Cell::Null);
+        cells
+            .iter_mut()
+            .enumerate()
+            .try_for_each(|(column, cell)| self.read_cell(column, cell))
+    }
+
+    /// Column `column` of the current row typed into `cell`, reusing its text buffer.
+    pub fn read_cell(&self, column: usize, cell: &mut Cell) -> Result<(), TableError> {
+        let Some(spec) = self.specs.get(column) else {
+            *cell = Cell::Null;
+            return Ok(());
+        };
+        let failed = |message: String| TableError::Value {
+            row: self.row,
+            column: spec.header.clone(),
+            message,
+        };
+        let text = std::str::from_utf8(self.raw(column))
+            .map_err(|_| failed("the value is not valid text in the resource's encoding".into()))?;
+        if text.contains('\0') {
+            return Err(failed("the value holds a NUL character".into()));
+        }
+        read_value_into(text, &spec.format, cell).map_err(|e| failed(e.to_string()))
     }
 }
 

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 
 use super::{LoadError, Shutdown};
-use crate::star::{MAX_DISTINCT, StarBuilder};
+use crate::star::{FactError, MAX_DISTINCT, StarBuilder};
 use crate::table::TableReader;
 use crate::values::Cell;
 use crate::warehouse::{RowSink, StagingFeed, WarehouseError};
@@ -59,7 +59,6 @@ impl Reader<'_> {
     /// Fills batches until the CSV ends (`Ok`), a row fails or the load is stopped (`Err`), or the writer has
     /// gone (`Ok`: the writer knows why).
     fn run(&mut self, full: SyncSender<Batch>, empty: Receiver<Batch>) -> Result<(), LoadError> {
-        let mut cells: Vec<Cell> = Vec::new();
         let mut fact: Vec<Cell> = Vec::new();
         loop {
             let mut batch = empty.try_recv().unwrap_or_else(|_| Batch {
@@ -75,17 +74,21 @@ impl Reader<'_> {
                 if self.stopping.is_set() {
                     return Err(LoadError::Interrupted);
                 }
-                if !self.table.next_row(&mut cells)? {
-                    ended = true;
-                    break;
-                }
-                if let Err(index) = self.builder.split(&cells, &mut fact) {
-                    return Err(LoadError::Invalid(format!(
-                        "row {}: the dimension in table {} has more than {MAX_DISTINCT} distinct rows; is a \
-                         per-row value (an id) mapped to a dimension instead of left out?",
-                        self.table.rows_read(),
-                        self.tables[index],
-                    )));
+                match self.builder.read_fact(self.table, &mut fact) {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        ended = true;
+                        break;
+                    }
+                    Err(FactError::Table(error)) => return Err(error.into()),
+                    Err(FactError::TooMany(index)) => {
+                        return Err(LoadError::Invalid(format!(
+                            "row {}: the dimension in table {} has more than {MAX_DISTINCT} distinct rows; is a \
+                             per-row value (an id) mapped to a dimension instead of left out?",
+                            self.table.rows_read(),
+                            self.tables[index],
+                        )));
+                    }
                 }
                 // The row moves into the batch; its old buffers come back to be split into next time.
                 match batch.rows.get_mut(batch.len) {

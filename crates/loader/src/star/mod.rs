@@ -12,6 +12,9 @@ use crate::fdp::FdpModel;
 use crate::table::ColumnSpec;
 use crate::values::{Cell, ValueFormat};
 
+mod reading;
+pub use reading::FactError;
+
 /// The most distinct rows one dimension table may hold.
 pub const MAX_DISTINCT: usize = 5_000_000;
 
@@ -227,6 +230,12 @@ pub struct StarBuilder {
     seen: Vec<Seen>,
     /// A key gathered from columns that are not adjacent.
     scratch: Vec<Cell>,
+    /// Each dimension's ids by the bytes its values had in the file (see [`reading`]).
+    raw_ids: Vec<reading::RawIds>,
+    /// The current row's typed cells, for the dimensions whose bytes were not seen before.
+    cells: Vec<Cell>,
+    /// The current row's bytes of one dimension.
+    raw_key: Vec<u8>,
     /// Distinct rows one dimension may hold: [`MAX_DISTINCT`] (tests lower it to reach it).
     limit: usize,
 }
@@ -248,49 +257,13 @@ impl StarBuilder {
             ranges,
             seen: vec![Seen::default(); plan.dimensions.len()],
             scratch: Vec::new(),
+            raw_ids: (0..plan.dimensions.len())
+                .map(|_| reading::RawIds::default())
+                .collect(),
+            cells: Vec::new(),
+            raw_key: Vec::new(),
             limit: MAX_DISTINCT,
         }
-    }
-
-    /// Turns one row (cells in [`StarPlan::columns`] order) into its fact row, reusing the text buffers `fact`
-    /// already holds. Fails when a dimension passes [`MAX_DISTINCT`] distinct rows (a per-row id mapped as a
-    /// dimension, say), which would otherwise hold memory in proportion to the file; returns the index of that
-    /// dimension.
-    pub fn split(&mut self, cells: &[Cell], fact: &mut Vec<Cell>) -> Result<(), usize> {
-        let width = self.measures.len() + self.dimensions.len();
-        fact.resize(width, Cell::Null);
-        for (slot, &i) in fact.iter_mut().zip(&self.measures) {
-            slot.assign_from(&cells[i]);
-        }
-        let slots = fact[self.measures.len()..].iter_mut();
-        for (index, (((positions, range), seen), slot)) in self
-            .dimensions
-            .iter()
-            .zip(&self.ranges)
-            .zip(&mut self.seen)
-            .zip(slots)
-            .enumerate()
-        {
-            let key: &[Cell] = match range {
-                Some(range) => &cells[range.clone()],
-                None => {
-                    self.scratch.clear();
-                    self.scratch.extend(positions.iter().map(|&i| cells[i].clone()));
-                    &self.scratch
-                }
-            };
-            let id = match seen.get(key) {
-                Some(&id) => id,
-                None if seen.len() >= self.limit => return Err(index),
-                None => {
-                    let id = seen.len() as i64 + 1;
-                    seen.insert(key.to_vec(), id);
-                    id
-                }
-            };
-            *slot = Cell::Integer(id);
-        }
-        Ok(())
     }
 
     /// How many dimension tables there are.
@@ -317,6 +290,7 @@ impl StarBuilder {
 mod tests {
     use super::*;
     use crate::fdp::{fields_to_model, worked_example};
+    use crate::table::{CsvFormat, TableReader};
     use crate::vocabulary::Vocabulary;
 
     #[test]
@@ -350,46 +324,36 @@ mod tests {
         );
     }
 
-    #[test]
-    fn repeated_combinations_share_one_dimension_row() {
+    /// The worked example's plan and a reader over `csv` (a header row, then data rows).
+    pub(super) fn worked(csv: &str) -> (StarPlan, StarBuilder, TableReader) {
         let fdp = fields_to_model(&Vocabulary::embedded().unwrap(), &worked_example()).unwrap();
         let plan = star_plan(&fdp, "t", &HashMap::new());
-        let mut builder = StarBuilder::new(&plan);
-        let header: Vec<&str> = plan.columns.iter().map(|c| c.header.as_str()).collect();
-        let row = |values: [&str; 5]| -> Vec<Cell> {
-            header
-                .iter()
-                .map(|h| {
-                    let at = ["amount", "admin1_code", "admin1_label", "admin2_code", "year"]
-                        .iter()
-                        .position(|n| n == h)
-                        .unwrap();
-                    crate::values::read_value(
-                        values[at],
-                        &plan.columns[header.iter().position(|x| x == h).unwrap()].format,
-                    )
-                    .unwrap()
-                })
-                .collect()
-        };
+        let builder = StarBuilder::new(&plan);
+        let format = CsvFormat::of_resource(&serde_json::json!({})).unwrap();
+        let reader = Box::new(std::io::Cursor::new(csv.as_bytes().to_vec()));
+        let table = TableReader::open(reader, &format, plan.columns.clone(), &[]).unwrap();
+        (plan, builder, table)
+    }
+
+    #[test]
+    fn repeated_combinations_share_one_dimension_row() {
+        let (_, mut builder, mut table) = worked(
+            "year,admin1_code,admin1_label,admin2_code,amount\n2014,A,Alpha,A1,1\n2015,A,Alpha,A1,2\n\
+             2014,A,Alpha,A1,3\n2015,A,Alpha,A1,4\n2016,A,Alpha,A1,5\n",
+        );
         let mut fact = Vec::new();
-        builder
-            .split(&row(["1", "A", "Alpha", "A1", "2014"]), &mut fact)
-            .unwrap();
+        let mut next = |builder: &mut StarBuilder, fact: &mut Vec<Cell>| builder.read_fact(&mut table, fact);
+        assert!(next(&mut builder, &mut fact).unwrap());
         assert_eq!(
             fact,
             vec![Cell::Number("1".into()), Cell::Integer(1), Cell::Integer(1)]
         );
-        builder
-            .split(&row(["2", "A", "Alpha", "A1", "2015"]), &mut fact)
-            .unwrap();
+        assert!(next(&mut builder, &mut fact).unwrap());
         assert_eq!(
             fact,
             vec![Cell::Number("2".into()), Cell::Integer(1), Cell::Integer(2)]
         );
-        builder
-            .split(&row(["3", "A", "Alpha", "A1", "2014"]), &mut fact)
-            .unwrap();
+        assert!(next(&mut builder, &mut fact).unwrap());
         assert_eq!(
             fact,
             vec![Cell::Number("3".into()), Cell::Integer(1), Cell::Integer(1)]
@@ -407,12 +371,9 @@ mod tests {
         // still passes at the bound, a new one is refused and names its dimension.
         assert_eq!(MAX_DISTINCT, 5_000_000);
         builder.limit = 2;
-        builder
-            .split(&row(["4", "A", "Alpha", "A1", "2015"]), &mut fact)
-            .expect("a year already seen");
-        assert_eq!(
-            builder.split(&row(["5", "A", "Alpha", "A1", "2016"]), &mut fact),
-            Err(1),
+        assert!(next(&mut builder, &mut fact).expect("a year already seen"));
+        assert!(
+            matches!(next(&mut builder, &mut fact), Err(FactError::TooMany(1))),
             "a third distinct year is one over the bound, in dimension 1"
         );
     }
