@@ -34,5 +34,10 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let mut cells = Vec::new();
-    while let Ok(true) = table.next_row(&mut cells) {}
+    // As the loader reads: row by row, stopping at the first error.
+    while let Ok(true) = table.next_record() {
+        if table.read_cells(&mut cells).is_err() {
+            break;
+        }
+    }
 });

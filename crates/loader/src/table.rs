@@ -222,17 +222,8 @@ impl TableReader {
         self.row
     }
 
-    /// The next row's cells, or `None` at the end. Rows are numbered from 1, the first data row.
-    pub fn next_row(&mut self, cells: &mut Vec<Cell>) -> Result<bool, TableError> {
-        if !self.next_record()? {
-            return Ok(false);
-        }
-        self.read_cells(cells)?;
-        Ok(true)
-    }
-
-    /// Moves to the next row without typing its values (see [`Self::raw`] and [`Self::read_cell`]), or returns
-    /// `false` at the end.
+    /// Moves to the next row without typing its values (see [`Self::raw`], [`Self::read_cell`] and
+    /// [`Self::read_cells`]), or returns `false` at the end. Rows are numbered from 1, the first data row.
     pub fn next_record(&mut self) -> Result<bool, TableError> {
         loop {
             let row = self.row + 1;
@@ -325,7 +316,8 @@ mod tests {
     fn all(mut reader: TableReader) -> Result<Vec<Vec<Cell>>, TableError> {
         let mut rows = Vec::new();
         let mut cells = Vec::new();
-        while reader.next_row(&mut cells)? {
+        while reader.next_record()? {
+            reader.read_cells(&mut cells)?;
             rows.push(cells.clone());
         }
         Ok(rows)

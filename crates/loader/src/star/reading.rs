@@ -64,7 +64,7 @@ fn typed_id(seen: &mut Seen, limit: usize, key: &[Cell]) -> Option<i64> {
 impl StarBuilder {
     /// Reads `table`'s next row into its fact row (the measures, then one id per dimension), reusing the text
     /// buffers `fact` already holds; `false` at the end of the table. Fails on the row's first value that is not
-    /// of its type, as [`TableReader::next_row`] would, or when a dimension passes [`MAX_DISTINCT`](super::MAX_DISTINCT) distinct rows
+    /// of its type, as [`TableReader::read_cells`] would, or when a dimension passes [`MAX_DISTINCT`](super::MAX_DISTINCT) distinct rows
     /// (a per-row id mapped as a dimension, say), which would otherwise hold memory in proportion to the file.
     pub fn read_fact(&mut self, table: &mut TableReader, fact: &mut Vec<Cell>) -> Result<bool, FactError> {
         if !table.next_record()? {
