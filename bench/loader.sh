@@ -5,7 +5,8 @@
 #
 # Generates a fiscal CSV of `rows` rows (default 1,000,000; 8 columns, about 54 MiB at 1M) with fixed column
 # cardinalities (3 years, 40 ministries x 5 programmes, 120 economic codes, 2 measures, a row number), then for
-# each backend (default "postgres sqlite"), `runs` times (default 3), each on a fresh database:
+# each backend (default "postgres sqlite"), `runs` times (default 3), each on a fresh database and each timed step
+# after the previous one's pages were written out (see `settle`):
 #   - the database's own import of the CSV into one flat typed table: `psql \copy` on PostgreSQL, `sqlite3
 #     .import` (the sqlite3 CLI's default pragmas) on SQLite;
 #   - `conductor package load` of the package (release build): parse, type, split into the star schema, stage,
