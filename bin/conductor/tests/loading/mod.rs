@@ -139,6 +139,25 @@ async fn a_load_killed_mid_stream_fails_and_leaves_the_old_data() {
         tokio::task::block_in_place(|| warehouse.count_rows(&fact)).unwrap(),
         30
     );
+    // The rows went in frozen (COPY FREEZE): every page is all-visible from the start, so os-api's first reads
+    // and autovacuum have nothing to write. ANALYZE copies the visibility map's count into pg_class.
+    let visible = Command::new("psql")
+        .args([
+            database.url(),
+            "-qtAc",
+            &format!(
+                "ANALYZE \"{fact}\"; SELECT relpages > 0 AND relallvisible = relpages FROM pg_class \
+                 WHERE relname = '{fact}'"
+            ),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&visible.stdout).trim(),
+        "t",
+        "{}",
+        String::from_utf8_lossy(&visible.stderr)
+    );
 
     // A reload whose CSV arrives slowly; the process is killed while it streams.
     write_package(
