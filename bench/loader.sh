@@ -75,7 +75,7 @@ seconds_of() { # COMMAND...: runs it, prints its wall time in seconds
 }
 # Before each timed step: the previous step's dirty pages written out (PostgreSQL's CHECKPOINT, then the kernel's
 # sync), so neither side pays for the other's write-back. Without it the load, which always follows the import,
-# took 20-30 % longer than alone (0.88-1.05 s against 0.70-0.77 s at 1M rows, 2026-12-02).
+# took 0.88-1.05 s at 1M rows against 0.70-0.77 s alone (2026-12-02).
 settle() { # BACKEND
   if [ "$1" = postgres ]; then psql -qh 127.0.0.1 -U postgres -d postgres -c CHECKPOINT >/dev/null; fi
   sync
