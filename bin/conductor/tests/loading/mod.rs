@@ -140,21 +140,22 @@ async fn a_load_killed_mid_stream_fails_and_leaves_the_old_data() {
         30
     );
     // The rows went in frozen (COPY FREEZE): every page is all-visible from the start, so os-api's first reads
-    // and autovacuum have nothing to write. ANALYZE copies the visibility map's count into pg_class.
+    // and autovacuum have nothing to write. ANALYZE copies the visibility map's count into pg_class. The key's
+    // leaves are full (fillfactor 100), under the key's name after the swap.
     let visible = Command::new("psql")
         .args([
             database.url(),
             "-qtAc",
             &format!(
                 "ANALYZE \"{fact}\"; SELECT relpages > 0 AND relallvisible = relpages FROM pg_class \
-                 WHERE relname = '{fact}'"
+                 WHERE relname = '{fact}'; SELECT reloptions FROM pg_class WHERE relname = '{fact}_pkey'"
             ),
         ])
         .output()
         .unwrap();
     assert_eq!(
         String::from_utf8_lossy(&visible.stdout).trim(),
-        "t",
+        "t\n{fillfactor=100}",
         "{}",
         String::from_utf8_lossy(&visible.stderr)
     );

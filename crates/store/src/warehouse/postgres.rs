@@ -291,10 +291,13 @@ impl Warehouse for PostgresWarehouse {
                 .map_err(pg)?;
             Self::copy_facts(&mut client, &layout.fact, &mut |sink| feed.facts(sink))?;
             // More memory for the key's sort than the server's default 64 MB, for this transaction only: a bound
-            // the server keeps whatever the load.
+            // the server keeps whatever the load. The key's pages are filled whole (B-tree leaves default to 90 %,
+            // room for inserts a fact table never gets: a reload replaces it), so the index the build writes, and
+            // logs, and syncs before the commit is a tenth smaller.
             client
                 .batch_execute(&format!(
-                    "SET LOCAL maintenance_work_mem = '{KEY_SORT_MEMORY}';\nALTER TABLE {} ADD PRIMARY KEY ({})",
+                    "SET LOCAL maintenance_work_mem = '{KEY_SORT_MEMORY}';\n\
+                     ALTER TABLE {} ADD PRIMARY KEY ({}) WITH (fillfactor = 100)",
                     quote_identifier(&staging_name(fact)),
                     quote_identifier(FACT_KEY)
                 ))
