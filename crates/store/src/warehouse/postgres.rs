@@ -42,15 +42,10 @@ impl PostgresWarehouse {
     /// The staging connection of `fact_table`'s load when its backend still answers, else a new one: nothing was
     /// sent on it since its commit, so starting over on another is safe.
     fn connect_after_staging(&self, fact_table: &str) -> Result<postgres::Client, WarehouseError> {
+        // Another load's connection is left for that load's swap.
         let kept = self.staged.lock().ok().and_then(|mut slot| {
-            match slot.take() {
-                Some((table, client)) if table == fact_table => Some(client),
-                // Another load's: left for its own swap.
-                other => {
-                    *slot = other;
-                    None
-                }
-            }
+            slot.take_if(|(table, _)| table == fact_table)
+                .map(|(_, client)| client)
         });
         match kept {
             Some(mut client) => match client.is_valid(STAGED_CHECK_TIMEOUT) {
