@@ -11,6 +11,7 @@ mod browser;
 mod clients;
 mod contract;
 mod datastore;
+mod delete;
 mod docs_pages;
 mod gateway;
 mod hardening;

@@ -203,6 +203,28 @@ pub fn query_number(database_url: &str, sql: &str) -> Result<i64, String> {
     off_runtime(|| query_number_now(database_url, sql))
 }
 
+/// Runs `sql` (statements separated by `;`) on whichever backend `database_url` names: a test's way to plant a
+/// fault in the real database, such as a trigger that refuses a write.
+pub fn execute_sql(database_url: &str, sql: &str) -> Result<(), String> {
+    off_runtime(|| {
+        if database_url.starts_with("postgres") {
+            let mut client =
+                postgres::Client::connect(database_url, postgres::NoTls).map_err(|e| e.to_string())?;
+            // The server's own message, not the crate's bare "db error".
+            client.batch_execute(sql).map_err(|e| match e.as_db_error() {
+                Some(db) => db.message().to_owned(),
+                None => e.to_string(),
+            })
+        } else {
+            use diesel::connection::{Connection, SimpleConnection};
+            let path = database_url.trim_start_matches("sqlite://");
+            let mut conn = diesel::sqlite::SqliteConnection::establish(path).map_err(|e| e.to_string())?;
+            conn.batch_execute(&format!("PRAGMA busy_timeout = 5000; {sql}"))
+                .map_err(|e| e.to_string())
+        }
+    })
+}
+
 /// Runs blocking database work on a thread of its own.
 fn off_runtime<T: Send>(work: impl FnOnce() -> T + Send) -> T {
     std::thread::scope(|scope| scope.spawn(work).join().expect("the query thread"))

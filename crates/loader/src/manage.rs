@@ -83,8 +83,9 @@ impl Loader {
         Ok(publish)
     }
 
-    /// Drops a package's tables and its registry record (and index entry), unless a load of it is queued or
-    /// running; returns whether the record existed.
+    /// Drops a package's registry record (and index entry) and its tables, unless a load of it is queued or
+    /// running; returns whether the record existed. Tables left by an earlier delete that stopped half-way are
+    /// dropped too, so trying again finishes it (and answers that no record existed).
     pub async fn remove(&self, package: &PackageId) -> Result<bool, ManageError> {
         if self
             .jobs
@@ -99,13 +100,16 @@ impl Loader {
     }
 
     async fn remove_now(&self, package: &PackageId) -> Result<bool, LoadError> {
+        // The record goes first: a delete cut short between its two writes (a database restart, a killed
+        // replica) then leaves tables nothing names, which the retry drops, never a record whose model names
+        // tables that are gone (os-api would answer 500 for it; the soak caught one).
+        let existed = self.registry.delete(package).await.map_err(LoadError::from)?;
+        self.clear_cache(package).await;
         let fact_table = fact_table_of(package);
         let warehouse = self.warehouse.clone();
         blocking(move || warehouse.drop_tables(&fact_table))
             .await
             .map_err(LoadError::from)?;
-        let existed = self.registry.delete(package).await.map_err(LoadError::from)?;
-        self.clear_cache(package).await;
         Ok(existed)
     }
 
