@@ -15,6 +15,10 @@
 # faster). Then it loads a `small-rows` (default 100,000) version once per backend and prints both loads' peak
 # resident memory (GNU time's maximum RSS) as a ratio. Needs the machine's PostgreSQL (127.0.0.1:5432, trust
 # auth), the sqlite3 CLI, and a release build (built here).
+#
+# PG_SETTINGS="name=value ..." runs both sides on a server with those settings (reloadable ones only, such as
+# `max_wal_size=4GB`, which PostgreSQL's manual advises for bulk loads): set with ALTER SYSTEM before the first run
+# and reset when the benchmark exits.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rows=${1:-1000000}
@@ -30,13 +34,25 @@ cargo build --release --locked -p conductor >&2
 binary="${CARGO_TARGET_DIR:-target}/release/conductor"
 work=$(mktemp -d)
 databases=()
+pg_settings=${PG_SETTINGS:-}
+server() { psql -qtAh 127.0.0.1 -U postgres -d postgres -c "$1"; }
 cleanup() {
   for database in "${databases[@]}"; do
     psql -qh 127.0.0.1 -U postgres -d postgres -c "DROP DATABASE IF EXISTS $database" >/dev/null 2>&1 || true
   done
+  for setting in $pg_settings; do server "ALTER SYSTEM RESET ${setting%%=*}" >/dev/null 2>&1 || true; done
+  if [ -n "$pg_settings" ]; then server "SELECT pg_reload_conf()" >/dev/null 2>&1 || true; fi
   rm -rf "$work"
 }
 trap cleanup EXIT
+for setting in $pg_settings; do
+  name=${setting%%=*}
+  # A setting that needs a restart would silently not apply: refuse it.
+  [ "$(server "SELECT context FROM pg_settings WHERE name = '$name'")" = sighup ] ||
+    { echo "error: PG_SETTINGS: $name is not a setting a reload applies" >&2; exit 2; }
+  server "ALTER SYSTEM SET $name = '${setting#*=}'" >/dev/null
+done
+if [ -n "$pg_settings" ]; then server "SELECT pg_reload_conf()" >/dev/null; sleep 1; fi
 
 generate() { # DIR ROWS
   mkdir -p "$1"
@@ -173,4 +189,6 @@ b, s, l = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 print(f'| {b} | {s / 1024:.1f} MiB | {l / 1024:.1f} MiB | {l / s:.2f} |')" "$backend" "$small_kib" "$big_kib"
 done
 echo
-echo "$(nproc) cores, PostgreSQL $(psql -qtAh 127.0.0.1 -U postgres -d postgres -c 'SHOW server_version'), sqlite3 $(sqlite3 --version | cut -d' ' -f1), $(date -u +%Y-%m-%d)"
+applied=""
+for setting in $pg_settings; do applied+=", ${setting%%=*} $(server "SHOW ${setting%%=*}")"; done
+echo "$(nproc) cores, PostgreSQL $(server 'SHOW server_version')$applied, sqlite3 $(sqlite3 --version | cut -d' ' -f1), $(date -u +%Y-%m-%d)"
