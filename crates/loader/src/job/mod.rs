@@ -3,6 +3,7 @@
 //! claims jobs from the database and sweeps those whose worker stopped beating; `record` is the registry record a
 //! load saves; `ports` are what a load reports to; `error` why it fails. This file holds the `Loader` they share.
 
+mod after_swap;
 mod error;
 mod feed;
 pub(crate) mod pipeline;

@@ -9,9 +9,11 @@ use std::time::Duration;
 
 use conductor_core::repo::JobProgress;
 use conductor_core::{DatasetName, LoadJob, LoadStatus, PackageId, UserId};
+use conductor_search::RegistryError;
 use serde_json::Value;
 use url::Url;
 
+use super::after_swap::write_after_swap;
 use super::feed::{Feed, Shared};
 use super::record::registry_record;
 use super::{
@@ -195,7 +197,8 @@ impl Loader {
         if shared.stop.load(Ordering::Relaxed) {
             return Err(LoadError::JobEnded);
         }
-        // Until the swap a stopping process gives the job back; from the swap on it finishes (it is quick).
+        // Until the swap a stopping process gives the job back; from the swap on it finishes (quick, unless the
+        // database is away: see `after_swap`).
         if self.stopping.is_set() && status < LoadStatus::DeletingTable {
             return Err(LoadError::Interrupted);
         }
@@ -269,7 +272,7 @@ impl Loader {
         )
         .await;
         observer.progress(LoadStatus::SavingMetadata, rows, 0, None);
-        let previous = self.with_retries(|| self.packages.get(&package_id)).await?;
+        let previous = write_after_swap(|| self.packages.get(&package_id)).await?;
         let record = registry_record(
             &package_id,
             &url,
@@ -280,9 +283,13 @@ impl Loader {
             previous.as_ref(),
             &*self.clock,
         );
-        self.with_retries(|| self.registry.put(&record))
-            .await
-            .map_err(LoadError::from)?;
+        write_after_swap(|| async {
+            self.registry
+                .put(&record)
+                .await
+                .map_err(|RegistryError::Store(e)| e)
+        })
+        .await?;
         // The data is in: a stale os-api cache is worth a warning, not a failed load.
         self.clear_cache(&package_id).await;
         Ok(Loaded {
@@ -401,27 +408,6 @@ impl Loader {
             (Err(_), Some(error)) => Err(error),
             (Err(WarehouseError::Stopped), None) => Err(LoadError::JobEnded),
             (Err(e), None) => Err(e.into()),
-        }
-    }
-
-    /// Runs `attempt` up to three times, a second apart, for writes that must follow a swap.
-    async fn with_retries<T, E, F, Fut>(&self, attempt: F) -> Result<T, E>
-    where
-        F: Fn() -> Fut,
-        Fut: std::future::Future<Output = Result<T, E>>,
-        E: std::fmt::Display,
-    {
-        let mut tries = 0;
-        loop {
-            match attempt().await {
-                Ok(value) => return Ok(value),
-                Err(e) if tries < 2 => {
-                    tries += 1;
-                    tracing::warn!(error = %e, "retrying a write after the swap");
-                    tokio::time::sleep(Duration::from_secs(1)).await;
-                }
-                Err(e) => return Err(e),
-            }
         }
     }
 }
