@@ -16,8 +16,9 @@ const OTHER_FAILURE_RETRIES: u32 = 2;
 const FIRST_PAUSE: Duration = Duration::from_secs(1);
 const LONGEST_PAUSE: Duration = Duration::from_secs(10);
 
-/// Runs `attempt` until it succeeds or the policy above gives up, returning its last error.
-pub(crate) async fn write_after_swap<T, F, Fut>(attempt: F) -> Result<T, RepoError>
+/// Runs `attempt` (a read or write that must follow a swap) until it succeeds or the policy above gives up,
+/// returning its last error.
+pub(crate) async fn retry_after_swap<T, F, Fut>(attempt: F) -> Result<T, RepoError>
 where
     F: Fn() -> Fut,
     Fut: Future<Output = Result<T, RepoError>>,
@@ -59,7 +60,7 @@ mod tests {
     async fn tries_until_ok(failures: u32, error: fn() -> RepoError) -> (Result<u32, RepoError>, Duration) {
         let tries = AtomicU32::new(0);
         let start = Instant::now();
-        let result = write_after_swap(|| async {
+        let result = retry_after_swap(|| async {
             let n = tries.fetch_add(1, Ordering::SeqCst) + 1;
             if n <= failures { Err(error()) } else { Ok(n) }
         })

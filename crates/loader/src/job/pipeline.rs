@@ -13,7 +13,7 @@ use conductor_search::RegistryError;
 use serde_json::Value;
 use url::Url;
 
-use super::after_swap::write_after_swap;
+use super::after_swap::retry_after_swap;
 use super::feed::{Feed, Shared};
 use super::record::registry_record;
 use super::{
@@ -272,7 +272,7 @@ impl Loader {
         )
         .await;
         observer.progress(LoadStatus::SavingMetadata, rows, 0, None);
-        let previous = write_after_swap(|| self.packages.get(&package_id)).await?;
+        let previous = retry_after_swap(|| self.packages.get(&package_id)).await?;
         let record = registry_record(
             &package_id,
             &url,
@@ -283,7 +283,7 @@ impl Loader {
             previous.as_ref(),
             &*self.clock,
         );
-        write_after_swap(|| async {
+        retry_after_swap(|| async {
             self.registry
                 .put(&record)
                 .await
