@@ -16,6 +16,11 @@
 # resident memory (GNU time's maximum RSS) as a ratio. Needs the machine's PostgreSQL (127.0.0.1:5432, trust
 # auth), the sqlite3 CLI, and a release build (built here).
 #
+# SCALE=K also times, in each run right after the `rows` load, a load of K times as many rows on a fresh database,
+# and prints how the load time grew (per run and of the medians) against K x 1.15, and that load's peak RSS against
+# the small load's. Alternating the sizes inside each run keeps the machine's drift out of the ratio: timed in
+# separate invocations minutes apart, this machine's 1M-row load ran 0.95 s in one and 1.14-1.62 s in another.
+#
 # PG_SETTINGS="name=value ..." runs both sides on a server with those settings (reloadable ones only, such as
 # `max_wal_size=4GB`, which PostgreSQL's manual advises for bulk loads): set with ALTER SYSTEM before the first run
 # and reset when the benchmark exits.
@@ -102,9 +107,11 @@ import hashlib; print(hashlib.md5(b'bench@example.test').hexdigest() + hashlib.m
 flat_columns='"Year" INTEGER, "Ministry" TEXT, "Ministry name" TEXT, "Programme" TEXT, "Economic code" TEXT,
   "Approved" NUMERIC, "Executed" NUMERIC, "Line" INTEGER'
 
-echo "generating $rows and $small rows" >&2
+scale=${SCALE:-}
+echo "generating $rows and $small rows${scale:+ and $scale times $rows}" >&2
 generate "$work/big" "$rows"
 generate "$work/small" "$small"
+if [ -n "$scale" ]; then generate "$work/scaled" "$((scale * rows))"; fi
 export RUST_LOG=warn
 
 fresh() { # BACKEND NAME: a fresh database and data folder, migrated; sets url and data
@@ -152,9 +159,9 @@ median() { python3 -c "import statistics, sys; print(statistics.median(float(x) 
 
 echo "| backend | the database's own import (median of $runs) | \`conductor package load\` (median of $runs) | rows | import rows/s | load rows/s | ratio (import s / load s) | all runs: import; load (s) |"
 echo "|---|---|---|---|---|---|---|---|"
-memory=()
+memory=() growth=()
 for backend in $backends; do
-  imports=() loads=()
+  imports=() loads=() scaled=()
   for run in $(seq "$runs"); do
     fresh "$backend" "$run"
     settle "$backend"
@@ -163,7 +170,18 @@ for backend in $backends; do
     loads+=("$(load "$work/big" "$work/$backend-big.time")")
     loaded=$(count_facts "$backend")
     [ "$loaded" -eq "$rows" ] || { echo "error: $backend loaded $loaded rows, not $rows" >&2; exit 1; }
+    if [ -n "$scale" ]; then
+      fresh "$backend" "${run}_scaled"
+      settle "$backend"
+      scaled+=("$(load "$work/scaled" "$work/$backend-scaled.time")")
+      loaded=$(count_facts "$backend")
+      [ "$loaded" -eq "$((scale * rows))" ] ||
+        { echo "error: $backend loaded $loaded rows, not $((scale * rows))" >&2; exit 1; }
+    fi
   done
+  if [ -n "$scale" ]; then
+    growth+=("$backend $(peak_kib "$work/$backend-scaled.time") ${loads[*]} / ${scaled[*]}")
+  fi
   import_s=$(median "${imports[@]}")
   load_s=$(median "${loads[@]}")
   fresh "$backend" small
@@ -188,6 +206,23 @@ import sys
 b, s, l = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 print(f'| {b} | {s / 1024:.1f} MiB | {l / 1024:.1f} MiB | {l / s:.2f} |')" "$backend" "$small_kib" "$big_kib"
 done
+if [ -n "$scale" ]; then
+  echo
+  echo "| backend | load of $rows rows (median) | of $((scale * rows)) rows (median) | growth | allowed | each run's growth | peak RSS at $((scale * rows)) rows / at $small |"
+  echo "|---|---|---|---|---|---|---|"
+  for line in "${growth[@]}"; do
+    small_kib=$(peak_kib "$work/${line%% *}-small.time")
+    python3 - "$scale" "$small_kib" $line <<'PY'
+import statistics, sys
+scale, small_kib, backend, scaled_kib = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], int(sys.argv[4])
+cut = sys.argv.index("/")
+base, scaled = [float(x) for x in sys.argv[5:cut]], [float(x) for x in sys.argv[cut + 1:]]
+each = ", ".join(f"{s / b:.2f}x" for b, s in zip(base, scaled))
+b, s = statistics.median(base), statistics.median(scaled)
+print(f"| {backend} | {b:.2f} s | {s:.2f} s | **{s / b:.2f}x** | {scale * 1.15:.2f}x | {each} | {scaled_kib / small_kib:.2f} |")
+PY
+  done
+fi
 echo
 applied=""
 for setting in $pg_settings; do applied+=", ${setting%%=*} $(server "SHOW ${setting%%=*}")"; done
