@@ -206,21 +206,16 @@ pub fn query_number(database_url: &str, sql: &str) -> Result<i64, String> {
 /// Runs `sql` (statements separated by `;`) on whichever backend `database_url` names: a test's way to plant a
 /// fault in the real database, such as a trigger that refuses a write.
 pub fn execute_sql(database_url: &str, sql: &str) -> Result<(), String> {
-    off_runtime(|| {
-        if database_url.starts_with("postgres") {
-            let mut client =
-                postgres::Client::connect(database_url, postgres::NoTls).map_err(|e| e.to_string())?;
-            // The server's own message, not the crate's bare "db error".
+    off_runtime(|| match connect(database_url)? {
+        // The server's own message, not the crate's bare "db error".
+        TestConnection::Postgres(mut client) => {
             client.batch_execute(sql).map_err(|e| match e.as_db_error() {
                 Some(db) => db.message().to_owned(),
                 None => e.to_string(),
             })
-        } else {
-            use diesel::connection::{Connection, SimpleConnection};
-            let path = database_url.trim_start_matches("sqlite://");
-            let mut conn = diesel::sqlite::SqliteConnection::establish(path).map_err(|e| e.to_string())?;
-            conn.batch_execute(&format!("PRAGMA busy_timeout = 5000; {sql}"))
-                .map_err(|e| e.to_string())
+        }
+        TestConnection::Sqlite(mut conn) => {
+            diesel::connection::SimpleConnection::batch_execute(&mut conn, sql).map_err(|e| e.to_string())
         }
     })
 }
@@ -230,28 +225,45 @@ fn off_runtime<T: Send>(work: impl FnOnce() -> T + Send) -> T {
     std::thread::scope(|scope| scope.spawn(work).join().expect("the query thread"))
 }
 
-fn query_number_now(database_url: &str, sql: &str) -> Result<i64, String> {
+/// A connection of the test's own to the database `database_url` names, beside the gateway's.
+enum TestConnection {
+    Postgres(Box<postgres::Client>),
+    Sqlite(diesel::sqlite::SqliteConnection),
+}
+
+fn connect(database_url: &str) -> Result<TestConnection, String> {
     if database_url.starts_with("postgres") {
-        let mut client =
-            postgres::Client::connect(database_url, postgres::NoTls).map_err(|e| e.to_string())?;
-        let row = client.query_one(sql, &[]).map_err(|e| e.to_string())?;
-        Ok(row.get::<_, i64>(0))
+        let client = postgres::Client::connect(database_url, postgres::NoTls).map_err(|e| e.to_string())?;
+        Ok(TestConnection::Postgres(Box::new(client)))
     } else {
-        use diesel::connection::Connection;
-        use diesel::{QueryableByName, RunQueryDsl};
-        #[derive(QueryableByName)]
-        struct Number {
-            #[diesel(sql_type = diesel::sql_types::BigInt)]
-            n: i64,
-        }
+        use diesel::connection::{Connection, SimpleConnection};
         let path = database_url.trim_start_matches("sqlite://");
         let mut conn = diesel::sqlite::SqliteConnection::establish(path).map_err(|e| e.to_string())?;
-        diesel::connection::SimpleConnection::batch_execute(&mut conn, "PRAGMA busy_timeout = 5000")
+        // The gateway may be writing: wait for its lock rather than fail.
+        conn.batch_execute("PRAGMA busy_timeout = 5000")
             .map_err(|e| e.to_string())?;
-        let number: Number = diesel::sql_query(format!("SELECT ({sql}) AS n"))
-            .get_result(&mut conn)
-            .map_err(|e| e.to_string())?;
-        Ok(number.n)
+        Ok(TestConnection::Sqlite(conn))
+    }
+}
+
+fn query_number_now(database_url: &str, sql: &str) -> Result<i64, String> {
+    match connect(database_url)? {
+        TestConnection::Postgres(mut client) => {
+            let row = client.query_one(sql, &[]).map_err(|e| e.to_string())?;
+            Ok(row.get::<_, i64>(0))
+        }
+        TestConnection::Sqlite(mut conn) => {
+            use diesel::{QueryableByName, RunQueryDsl};
+            #[derive(QueryableByName)]
+            struct Number {
+                #[diesel(sql_type = diesel::sql_types::BigInt)]
+                n: i64,
+            }
+            let number: Number = diesel::sql_query(format!("SELECT ({sql}) AS n"))
+                .get_result(&mut conn)
+                .map_err(|e| e.to_string())?;
+            Ok(number.n)
+        }
     }
 }
 
