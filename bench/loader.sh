@@ -17,9 +17,11 @@
 # auth), the sqlite3 CLI, and a release build (built here).
 #
 # SCALE=K also times, in each run right after the `rows` load, a load of K times as many rows on a fresh database,
-# and prints how the load time grew (per run and of the medians) against K x 1.15, and that load's peak RSS against
-# the small load's. Alternating the sizes inside each run keeps the machine's drift out of the ratio: timed in
-# separate invocations minutes apart, this machine's 1M-row load ran 0.95 s in one and 1.14-1.62 s in another.
+# and prints how the load time grew against K x 1.15, and that load's peak RSS against the small load's. Alternating
+# the sizes inside each run keeps the machine's drift out of the ratio: timed in separate invocations minutes apart,
+# this machine's 1M-row load ran 0.95 s in one and 1.14-1.62 s in another. So the verdict is the median of each
+# run's own growth (its large load over its small one, timed a few seconds apart); the growth of the two medians,
+# which pairs loads from different runs, is printed beside it.
 #
 # PG_SETTINGS="name=value ..." runs both sides on a server with those settings (reloadable ones only, such as
 # `max_wal_size=4GB`, which PostgreSQL's manual advises for bulk loads): set with ALTER SYSTEM before the first run
@@ -208,8 +210,8 @@ print(f'| {b} | {s / 1024:.1f} MiB | {l / 1024:.1f} MiB | {l / s:.2f} |')" "$bac
 done
 if [ -n "$scale" ]; then
   echo
-  echo "| backend | load of $rows rows (median) | of $((scale * rows)) rows (median) | growth | allowed | each run's growth | peak RSS at $((scale * rows)) rows / at $small |"
-  echo "|---|---|---|---|---|---|---|"
+  echo "| backend | load of $rows rows (median) | of $((scale * rows)) rows (median) | growth of the medians | each run's growth | median of the runs' growth | allowed | peak RSS at $((scale * rows)) rows / at $small |"
+  echo "|---|---|---|---|---|---|---|---|"
   for line in "${growth[@]}"; do
     small_kib=$(peak_kib "$work/${line%% *}-small.time")
     python3 - "$scale" "$small_kib" $line <<'PY'
@@ -217,9 +219,11 @@ import statistics, sys
 scale, small_kib, backend, scaled_kib = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], int(sys.argv[4])
 cut = sys.argv.index("/")
 base, scaled = [float(x) for x in sys.argv[5:cut]], [float(x) for x in sys.argv[cut + 1:]]
-each = ", ".join(f"{s / b:.2f}x" for b, s in zip(base, scaled))
+runs = [s / b for b, s in zip(base, scaled)]
+each = ", ".join(f"{g:.2f}x" for g in runs)
 b, s = statistics.median(base), statistics.median(scaled)
-print(f"| {backend} | {b:.2f} s | {s:.2f} s | **{s / b:.2f}x** | {scale * 1.15:.2f}x | {each} | {scaled_kib / small_kib:.2f} |")
+print(f"| {backend} | {b:.2f} s | {s:.2f} s | {s / b:.2f}x | {each} | **{statistics.median(runs):.2f}x** | "
+      f"{scale * 1.15:.2f}x | {scaled_kib / small_kib:.2f} |")
 PY
   done
 fi
