@@ -45,7 +45,7 @@ pg_settings=${PG_SETTINGS:-}
 server() { psql -qtAh 127.0.0.1 -U postgres -d postgres -c "$1"; }
 cleanup() {
   for database in "${databases[@]}"; do
-    psql -qh 127.0.0.1 -U postgres -d postgres -c "DROP DATABASE IF EXISTS $database" >/dev/null 2>&1 || true
+    server "DROP DATABASE IF EXISTS $database" >/dev/null 2>&1 || true
   done
   for setting in $pg_settings; do server "ALTER SYSTEM RESET ${setting%%=*}" >/dev/null 2>&1 || true; done
   if [ -n "$pg_settings" ]; then server "SELECT pg_reload_conf()" >/dev/null 2>&1 || true; fi
@@ -100,7 +100,7 @@ seconds_of() { # COMMAND...: runs it, prints its wall time in seconds
 # sync), so neither side pays for the other's write-back. Without it the load, which always follows the import,
 # took 0.88-1.05 s at 1M rows against 0.70-0.77 s alone (2026-12-02).
 settle() { # BACKEND
-  if [ "$1" = postgres ]; then psql -qh 127.0.0.1 -U postgres -d postgres -c CHECKPOINT >/dev/null; fi
+  if [ "$1" = postgres ]; then server CHECKPOINT >/dev/null; fi
   sync
 }
 peak_kib() { awk -F: '/Maximum resident set size/ {gsub(/ /, "", $2); print $2}' "$1"; }
@@ -123,8 +123,8 @@ fresh() { # BACKEND NAME: a fresh database and data folder, migrated; sets url a
   if [ "$1" = postgres ]; then
     local database="conductor_bench_$$_$2"
     databases+=("$database")
-    psql -qh 127.0.0.1 -U postgres -d postgres -c "DROP DATABASE IF EXISTS $database" >/dev/null
-    psql -qh 127.0.0.1 -U postgres -d postgres -c "CREATE DATABASE $database" >/dev/null
+    server "DROP DATABASE IF EXISTS $database" >/dev/null
+    server "CREATE DATABASE $database" >/dev/null
     url="postgres://postgres@127.0.0.1:5432/$database"
   else
     url="sqlite://$data/conductor.db"
