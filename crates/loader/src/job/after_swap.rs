@@ -31,11 +31,11 @@ where
             Ok(value) => return Ok(value),
             Err(error) => error,
         };
-        let retry = match error {
-            RepoError::Unavailable(_) => Instant::now() + pause <= deadline,
+        let (retry, next_pause) = match error {
+            RepoError::Unavailable(_) => (Instant::now() + pause <= deadline, (pause * 2).min(LONGEST_PAUSE)),
             _ => {
                 other_failures += 1;
-                other_failures <= OTHER_FAILURE_RETRIES
+                (other_failures <= OTHER_FAILURE_RETRIES, FIRST_PAUSE)
             }
         };
         if !retry {
@@ -43,10 +43,7 @@ where
         }
         tracing::warn!(%error, ?pause, "retrying a write after the swap");
         tokio::time::sleep(pause).await;
-        pause = match error {
-            RepoError::Unavailable(_) => (pause * 2).min(LONGEST_PAUSE),
-            _ => FIRST_PAUSE,
-        };
+        pause = next_pause;
     }
 }
 
